@@ -1,0 +1,128 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Embedded is a single-node Kafka-protocol broker running in this process.
+// Close it to release its port and flush its data directory.
+type Embedded struct {
+	c     *kfake.Cluster
+	addrs []string
+}
+
+// EmbeddedOpt configures NewEmbedded.
+type EmbeddedOpt func(*embeddedCfg)
+
+type embeddedCfg struct {
+	listen     string
+	dataDir    string
+	partitions int
+	autoCreate bool
+	logger     *slog.Logger
+}
+
+// Listen sets the host:port to listen on, overriding the default
+// "127.0.0.1:0" (loopback, a free port chosen by the kernel).
+func Listen(addr string) EmbeddedOpt { return func(c *embeddedCfg) { c.listen = addr } }
+
+// DataDir persists the broker's log, offsets and groups under dir, so a
+// restart picks up where the last run stopped. The default keeps everything
+// in memory.
+func DataDir(dir string) EmbeddedOpt { return func(c *embeddedCfg) { c.dataDir = dir } }
+
+// DefaultPartitions sets the partition count of topics created without one
+// (auto-created topics, or CreateTopics with -1), overriding the default 3.
+func DefaultPartitions(n int) EmbeddedOpt { return func(c *embeddedCfg) { c.partitions = n } }
+
+// AutoCreateTopics lets producers create topics by writing to them, as
+// auto.create.topics.enable does on a Kafka broker. The default is off.
+func AutoCreateTopics() EmbeddedOpt { return func(c *embeddedCfg) { c.autoCreate = true } }
+
+// Logger sends the broker's logs to l, overriding the default of no logs.
+func Logger(l *slog.Logger) EmbeddedOpt { return func(c *embeddedCfg) { c.logger = l } }
+
+// NewEmbedded starts a broker. It returns once the broker accepts
+// connections.
+func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
+	cfg := embeddedCfg{listen: "127.0.0.1:0", partitions: 3}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	host, portStr, err := net.SplitHostPort(cfg.listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen address %q: %w (want host:port, for example 127.0.0.1:9092)", cfg.listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("broker: listen address %q: port must be a number from 0 to 65535", cfg.listen)
+	}
+	if cfg.partitions < 1 {
+		return nil, fmt.Errorf("broker: DefaultPartitions(%d): must be at least 1", cfg.partitions)
+	}
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.DefaultNumPartitions(cfg.partitions),
+		kfake.ClusterID("kappa-embedded"),
+		// kfake always binds 127.0.0.1; bind the host the user asked for.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, portStr))
+		}),
+	}
+	if cfg.dataDir != "" {
+		kopts = append(kopts, kfake.DataDir(cfg.dataDir))
+	}
+	if cfg.autoCreate {
+		kopts = append(kopts, kfake.AllowAutoTopicCreation())
+	}
+	if cfg.logger != nil {
+		kopts = append(kopts, kfake.WithLogger(slogLogger{cfg.logger}))
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("broker: start embedded broker on %s: %w", cfg.listen, err)
+	}
+	return &Embedded{c: c, addrs: c.ListenAddrs()}, nil
+}
+
+// Addrs returns the seed addresses clients connect to.
+func (e *Embedded) Addrs() []string { return append([]string(nil), e.addrs...) }
+
+// Close stops the broker and, with DataDir, writes its state to disk. It is
+// safe to call more than once.
+func (e *Embedded) Close() error {
+	if e == nil || e.c == nil {
+		return errors.New("broker: Close on a nil Embedded")
+	}
+	e.c.Close()
+	return nil
+}
+
+// Cluster exposes the underlying kfake cluster, for tests that inject faults
+// or compact logs on demand.
+func (e *Embedded) Cluster() *kfake.Cluster { return e.c }
+
+type slogLogger struct{ l *slog.Logger }
+
+func (s slogLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	var lv slog.Level
+	switch level {
+	case kfake.LogLevelError:
+		lv = slog.LevelError
+	case kfake.LogLevelWarn:
+		lv = slog.LevelWarn
+	case kfake.LogLevelInfo:
+		lv = slog.LevelInfo
+	default:
+		lv = slog.LevelDebug
+	}
+	s.l.Log(context.Background(), lv, fmt.Sprintf(msg, args...), "component", "broker")
+}
