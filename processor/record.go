@@ -1,0 +1,39 @@
+package processor
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Header is a Kafka record header. It is franz-go's type, so headers pass
+// from the consumed record to produced ones without copying.
+type Header = kgo.RecordHeader
+
+// Record is a typed record passing between nodes. Timestamp and Headers
+// travel with it through every operator. Headers may be shared between
+// branches of the graph: treat the slice as read-only and copy it to change
+// it.
+type Record[K, V any] struct {
+	Key       K
+	Value     V
+	Timestamp time.Time
+	Headers   []Header
+}
+
+// RecordMetadata locates the input record being processed.
+type RecordMetadata struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// TaskID names a task: one partition of one sub-topology. It prints as
+// "sub_partition", as in Kafka Streams ("0_3").
+type TaskID struct {
+	SubTopology int
+	Partition   int32
+}
+
+func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }

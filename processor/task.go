@@ -1,0 +1,309 @@
+package processor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// RawRecord is a record as consumed or produced: bytes, not types.
+type RawRecord = kgo.Record
+
+// Collector takes a task's output records. Send is asynchronous; delivery
+// errors surface when the runtime flushes before a commit. It must be safe
+// for concurrent use by many tasks.
+type Collector interface {
+	Send(rec *RawRecord)
+}
+
+// ErrorPolicy says what happens to a record whose decoding or processing
+// fails.
+type ErrorPolicy int
+
+const (
+	// DeadLetter sends the failed input record to the dead-letter topic
+	// with headers naming the error, counts it, and goes on. The default.
+	DeadLetter ErrorPolicy = iota
+	// FailFast stops the task, and with it the app, with a *RecordError.
+	FailFast
+)
+
+// Dead-letter header keys. The DLQ record keeps the input's key, value,
+// timestamp and headers, and adds these.
+const (
+	HeaderError     = "kappa.error"      // the error text
+	HeaderNode      = "kappa.node"       // the node that failed, when known
+	HeaderTopic     = "kappa.topic"      // the input record's topic
+	HeaderPartition = "kappa.partition"  // its partition, in decimal
+	HeaderOffset    = "kappa.offset"     // its offset, in decimal
+	HeaderTask      = "kappa.task"       // the task, as "sub_partition"
+	HeaderKind      = "kappa.error.kind" // "decode", "panic" or "process"
+)
+
+// TaskEnv is what a task needs from the runtime that runs it.
+type TaskEnv struct {
+	AppID     string
+	Collector Collector
+	// Partitions returns the partition count of an output topic.
+	Partitions func(topic string) (int32, error)
+	OnError    ErrorPolicy
+	Logger     *slog.Logger
+}
+
+// DLQTopic returns the dead-letter topic of application appID.
+func DLQTopic(appID string) string { return appID + "-dlq" }
+
+// RecordError is the error of one input record.
+type RecordError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Node      string // the failing node, when known
+	Err       error
+}
+
+func (e *RecordError) Error() string {
+	node := ""
+	if e.Node != "" {
+		node = " at node " + strconv.Quote(e.Node)
+	}
+	return fmt.Sprintf("record %s/%d@%d%s: %v", e.Topic, e.Partition, e.Offset, node, e.Err)
+}
+
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// NodeError wraps an error returned by a user function with the node that
+// called it.
+type NodeError struct {
+	Node string
+	Err  error
+}
+
+func (e *NodeError) Error() string { return "node " + strconv.Quote(e.Node) + ": " + e.Err.Error() }
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// PanicError is a recovered panic of a user function.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// DecodeFailure marks an error of decoding a record's key or value.
+type DecodeFailure struct {
+	Part string // "key" or "value"
+	Err  error
+}
+
+func (e *DecodeFailure) Error() string { return "decode " + e.Part + ": " + e.Err.Error() }
+func (e *DecodeFailure) Unwrap() error { return e.Err }
+
+// TaskStats are a task's counters. They are updated by the task's goroutine
+// and may be read from any goroutine.
+type TaskStats struct {
+	Processed   atomic.Int64 // input records processed without error
+	DeadLetters atomic.Int64 // input records sent to the dead-letter topic
+	Produced    atomic.Int64 // records sent to output topics
+}
+
+// Task runs one partition of one sub-topology: it owns an instance of every
+// node of that sub-topology and processes one input record at a time. Its
+// methods, other than Stats, must be called from one goroutine at a time.
+type Task struct {
+	ID     TaskID
+	env    *TaskEnv
+	log    *slog.Logger
+	srcs   map[string]RawReceiver
+	meta   RecordMetadata
+	node   string // the node running user code, for panics
+	rr     uint32 // round robin for records without a key
+	closer []func() error
+	stats  TaskStats
+	// streamTime is the largest record timestamp seen, in Unix ms.
+	streamTime int64
+}
+
+// NewTask instantiates sub-topology sub for one partition.
+func NewTask(topo *Topology, sub int, partition int32, env *TaskEnv) (*Task, error) {
+	if sub < 0 || sub >= len(topo.subs) {
+		return nil, fmt.Errorf("processor: no sub-topology %d", sub)
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Task{
+		ID:         TaskID{SubTopology: sub, Partition: partition},
+		env:        env,
+		srcs:       make(map[string]RawReceiver),
+		streamTime: -1,
+	}
+	t.log = log.With("task", t.ID.String())
+	s := topo.subs[sub]
+	inst := make(map[*Node]any, len(s.Nodes))
+	// Children before parents: reverse creation order.
+	for i := len(s.Nodes) - 1; i >= 0; i-- {
+		n := s.Nodes[i]
+		children := make([]Child, len(n.Children))
+		for j, c := range n.Children {
+			children[j] = Child{Name: c.Name, Node: inst[c]}
+		}
+		v, err := n.factory(t, children)
+		if err != nil {
+			t.Close()
+			return nil, fmt.Errorf("processor: task %s: node %q: %w", t.ID, n.Name, err)
+		}
+		inst[n] = v
+		if n.Kind == KindSource {
+			rr, ok := v.(RawReceiver)
+			if !ok {
+				t.Close()
+				return nil, fmt.Errorf("processor: task %s: source %q: factory returned %T, not a RawReceiver", t.ID, n.Name, v)
+			}
+			for _, ref := range n.Topics {
+				t.srcs[ref.Resolve(env.AppID)] = rr
+			}
+		}
+	}
+	return t, nil
+}
+
+// AppID returns the application ID.
+func (t *Task) AppID() string { return t.env.AppID }
+
+// Logger returns the task's logger.
+func (t *Task) Logger() *slog.Logger { return t.log }
+
+// RecordMetadata returns the location of the input record being processed.
+func (t *Task) RecordMetadata() RecordMetadata { return t.meta }
+
+// StreamTime returns the largest record timestamp the task has seen, or
+// the zero time before the first record.
+func (t *Task) StreamTime() time.Time {
+	if t.streamTime < 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(t.streamTime)
+}
+
+// Stats returns the task's counters.
+func (t *Task) Stats() *TaskStats { return &t.stats }
+
+// Enter records that node is about to run user code, so a panic names it.
+func (t *Task) Enter(node string) { t.node = node }
+
+// OnClose registers fn to run when the task closes, in reverse order of
+// registration.
+func (t *Task) OnClose(fn func() error) { t.closer = append(t.closer, fn) }
+
+// Send hands an output record to the collector.
+func (t *Task) Send(rec *RawRecord) {
+	t.stats.Produced.Add(1)
+	t.env.Collector.Send(rec)
+}
+
+// PartitionCount returns the partition count of an output topic.
+func (t *Task) PartitionCount(topic string) (int32, error) { return t.env.Partitions(topic) }
+
+// PartitionFor picks the partition for key in topic the way Kafka's default
+// partitioner does: murmur2 of the key bytes, so records land where Java
+// producers put them. Records without a key are spread round robin.
+func (t *Task) PartitionFor(topic string, key []byte) (int32, error) {
+	n, err := t.env.Partitions(topic)
+	if err != nil {
+		return 0, err
+	}
+	if key == nil {
+		t.rr++
+		return int32(t.rr % uint32(n)), nil
+	}
+	return KeyPartition(key, n), nil
+}
+
+// Process runs one consumed record through the task. It returns an error
+// only under FailFast; under DeadLetter a failed record goes to the
+// dead-letter topic and Process returns nil.
+func (t *Task) Process(r *RawRecord) error {
+	src, ok := t.srcs[r.Topic]
+	if !ok {
+		return fmt.Errorf("processor: task %s does not read topic %q", t.ID, r.Topic)
+	}
+	t.meta = RecordMetadata{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	if ms := r.Timestamp.UnixMilli(); ms > t.streamTime {
+		t.streamTime = ms
+	}
+	t.node = ""
+	err := t.run(src, r)
+	if err == nil {
+		t.stats.Processed.Add(1)
+		return nil
+	}
+	return t.fail(r, err)
+}
+
+func (t *Task) run(src RawReceiver, r *RawRecord) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &NodeError{Node: t.node, Err: &PanicError{Value: p, Stack: debug.Stack()}}
+		}
+	}()
+	return src.ReceiveRaw(r)
+}
+
+func (t *Task) fail(r *RawRecord, err error) error {
+	re := &RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+	var ne *NodeError
+	if errors.As(err, &ne) {
+		re.Node = ne.Node
+	}
+	if t.env.OnError == FailFast {
+		return re
+	}
+	kind := "process"
+	var pe *PanicError
+	var de *DecodeFailure
+	switch {
+	case errors.As(err, &pe):
+		kind = "panic"
+	case errors.As(err, &de):
+		kind = "decode"
+	}
+	dlq := DLQTopic(t.env.AppID)
+	headers := make([]Header, 0, len(r.Headers)+7)
+	headers = append(headers, r.Headers...)
+	headers = append(headers,
+		Header{Key: HeaderError, Value: []byte(err.Error())},
+		Header{Key: HeaderKind, Value: []byte(kind)},
+		Header{Key: HeaderNode, Value: []byte(re.Node)},
+		Header{Key: HeaderTopic, Value: []byte(r.Topic)},
+		Header{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+		Header{Key: HeaderOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+		Header{Key: HeaderTask, Value: []byte(t.ID.String())},
+	)
+	out := &RawRecord{Topic: dlq, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: headers}
+	if n, perr := t.env.Partitions(dlq); perr == nil {
+		out.Partition = r.Partition % n
+	}
+	t.stats.DeadLetters.Add(1)
+	t.env.Collector.Send(out)
+	t.log.Warn("record sent to dead-letter topic", "topic", r.Topic, "partition", r.Partition,
+		"offset", r.Offset, "node", re.Node, "error", err)
+	return nil
+}
+
+// Close closes every node of the task. It returns the errors joined.
+func (t *Task) Close() error {
+	var errs []error
+	for i := len(t.closer) - 1; i >= 0; i-- {
+		errs = append(errs, t.closer[i]())
+	}
+	t.closer = nil
+	return errors.Join(errs...)
+}

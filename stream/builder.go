@@ -1,0 +1,193 @@
+package stream
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/processor"
+)
+
+// Builder collects a topology written with the DSL. DSL calls never return
+// errors: problems are recorded, each naming its operator, and Build
+// returns them all.
+type Builder struct {
+	pb *processor.Builder
+	// Codecs seen so far (at sources and in With), by type, for keys and
+	// for values: a codec follows its type through the topology.
+	keyCodecs, valueCodecs map[reflect.Type]any
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder() *Builder {
+	return &Builder{pb: processor.NewBuilder(), keyCodecs: map[reflect.Type]any{}, valueCodecs: map[reflect.Type]any{}}
+}
+
+// remember records the codecs for their types, first one wins.
+func remember[K, V any](b *Builder, kc codec.Codec[K], vc codec.Codec[V]) {
+	if kc != nil {
+		if _, ok := b.keyCodecs[reflect.TypeFor[K]()]; !ok {
+			b.keyCodecs[reflect.TypeFor[K]()] = kc
+		}
+	}
+	if vc != nil {
+		if _, ok := b.valueCodecs[reflect.TypeFor[V]()]; !ok {
+			b.valueCodecs[reflect.TypeFor[V]()] = vc
+		}
+	}
+}
+
+// keyCodec returns the given codec, else one known for keys of type K.
+func keyCodec[K any](b *Builder, given codec.Codec[K]) codec.Codec[K] {
+	if given != nil {
+		return given
+	}
+	c, _ := b.keyCodecs[reflect.TypeFor[K]()].(codec.Codec[K])
+	return c
+}
+
+// valueCodec returns the given codec, else one known for values of type V.
+func valueCodec[V any](b *Builder, given codec.Codec[V]) codec.Codec[V] {
+	if given != nil {
+		return given
+	}
+	c, _ := b.valueCodecs[reflect.TypeFor[V]()].(codec.Codec[V])
+	return c
+}
+
+// Build validates the topology and returns it, or every problem found.
+func (b *Builder) Build() (*processor.Topology, error) { return b.pb.Build() }
+
+// nodeName returns the user's name or a deterministic generated one in the
+// style of Kafka Streams ("KSTREAM-FILTER-0000000003").
+func (b *Builder) nodeName(given, kind string) string {
+	if given != "" {
+		return given
+	}
+	return fmt.Sprintf("KSTREAM-%s-%010d", kind, b.pb.NodeCount())
+}
+
+// Option changes one operator. Every operator accepts Named; the others say
+// where they apply.
+type Option interface{ option() }
+
+type named string
+
+func (named) option() {}
+
+// Named gives an operator a stable name. Names appear in Describe, logs,
+// metrics and dead-letter headers, and name internal topics
+// ("<app>-<name>-repartition"), so changing one changes those topics.
+func Named(name string) Option { return named(name) }
+
+type withCodecs[K, V any] struct {
+	kc codec.Codec[K]
+	vc codec.Codec[V]
+}
+
+func (withCodecs[K, V]) option() {}
+
+// With sets the codecs of an operator's output, for To, Repartition and the
+// operators that change the key or value type. Either may be nil to keep
+// what the stream knows. Codecs otherwise follow their type: a codec given
+// at a source or in With is reused for every later key (or value) of the
+// same type, so With is needed only for types not seen before.
+func With[K, V any](kc codec.Codec[K], vc codec.Codec[V]) Option {
+	return withCodecs[K, V]{kc: kc, vc: vc}
+}
+
+// WithValue sets only the value codec; see With.
+func WithValue[V any](vc codec.Codec[V]) Option { return withValue[V]{vc: vc} }
+
+type withValue[V any] struct{ vc codec.Codec[V] }
+
+func (withValue[V]) option() {}
+
+// WithKey sets only the key codec; see With.
+func WithKey[K any](kc codec.Codec[K]) Option { return withKey[K]{kc: kc} }
+
+type withKey[K any] struct{ kc codec.Codec[K] }
+
+func (withKey[K]) option() {}
+
+type partitioner[K, V any] struct {
+	fn func(key K, value V, numPartitions int) int
+}
+
+func (partitioner[K, V]) option() {}
+
+// Partitioner chooses the output partition of To and Repartition, overriding
+// the default murmur2 hash of the encoded key (Kafka's default partitioner).
+// fn runs on the task's goroutine and must return a value in
+// [0, numPartitions); anything else sends the record to the dead-letter
+// topic.
+func Partitioner[K, V any](fn func(key K, value V, numPartitions int) int) Option {
+	return partitioner[K, V]{fn: fn}
+}
+
+type partitions int32
+
+func (partitions) option() {}
+
+// Partitions sets the partition count of a repartition topic, overriding
+// the default: the largest partition count among the inputs of the
+// sub-topology that writes it.
+func Partitions(n int) Option { return partitions(n) }
+
+// config is the parsed options of one operator whose output is K, V.
+type config[K, V any] struct {
+	name       string
+	kc         codec.Codec[K]
+	vc         codec.Codec[V]
+	part       func(K, V, int) int
+	partitions int32
+}
+
+// parse applies opts for operator op. Options of the wrong types are
+// recorded as build errors naming the operator.
+func parse[K, V any](b *Builder, op string, opts []Option) config[K, V] {
+	var c config[K, V]
+	defer func() { remember(b, c.kc, c.vc) }()
+	for _, o := range opts {
+		switch o := o.(type) {
+		case named:
+			c.name = string(o)
+		case withCodecs[K, V]:
+			if o.kc != nil {
+				c.kc = o.kc
+			}
+			if o.vc != nil {
+				c.vc = o.vc
+			}
+		case withKey[K]:
+			c.kc = o.kc
+		case withValue[V]:
+			c.vc = o.vc
+		case partitioner[K, V]:
+			c.part = o.fn
+		case partitions:
+			if o < 1 {
+				b.pb.Errorf("%s: stream.Partitions(%d): must be at least 1", op, int(o))
+			}
+			c.partitions = int32(o)
+		case nil:
+			b.pb.Errorf("%s: nil option", op)
+		default:
+			b.pb.Errorf("%s: option %s does not fit this operator, whose output is (%s, %s)",
+				op, reflect.TypeOf(o), typeName[K](), typeName[V]())
+		}
+	}
+	return c
+}
+
+func typeName[T any]() string { return reflect.TypeFor[T]().String() }
+
+func codecNames[K, V any](kc codec.Codec[K], vc codec.Codec[V]) string {
+	name := func(n interface{ Name() string }, ok bool) string {
+		if !ok {
+			return "?"
+		}
+		return n.Name()
+	}
+	return name(kc, kc != nil) + " / " + name(vc, vc != nil)
+}

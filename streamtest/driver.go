@@ -1,0 +1,390 @@
+package streamtest
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/processor"
+)
+
+// Opt configures a Driver.
+type Opt func(*cfg)
+
+type cfg struct {
+	appID   string
+	parts   map[string]int32
+	onError processor.ErrorPolicy
+	start   time.Time
+}
+
+// AppID sets the application ID, which prefixes internal topics, overriding
+// the default "streamtest".
+func AppID(id string) Opt { return func(c *cfg) { c.appID = id } }
+
+// Partitions gives topic n partitions, overriding the default of 1 for
+// inputs. Output topics default to the partition count of the
+// sub-topology writing them, as in a running app.
+func Partitions(topic string, n int) Opt {
+	return func(c *cfg) { c.parts[topic] = int32(n) }
+}
+
+// FailFast makes a failed record stop the driver: the Pipe call returns
+// the error and later Pipes fail too. The default sends failed records to
+// the dead-letter topic, as a running app does.
+func FailFast() Opt { return func(c *cfg) { c.onError = processor.FailFast } }
+
+// StartTime sets the timestamp of records piped without one, overriding
+// the default 2026-01-01T00:00:00Z.
+func StartTime(t time.Time) Opt { return func(c *cfg) { c.start = t } }
+
+// Driver runs a topology in memory, deterministically and without a broker.
+// Records piped into an input are processed before Pipe returns, including
+// everything they cause through repartition topics. It runs the same task
+// code as a kappa.App. A Driver is not safe for concurrent use.
+type Driver struct {
+	topo   *processor.Topology
+	plan   *processor.Plan
+	env    *processor.TaskEnv
+	tasks  map[processor.TaskID]*processor.Task
+	topics map[string]*topic
+	queue  []*processor.RawRecord
+	now    time.Time
+	err    error
+}
+
+type topic struct {
+	parts   [][]*processor.RawRecord
+	ordered []*processor.RawRecord // every record, in the order produced
+}
+
+// New returns a driver for topo. It fails if the topology cannot be
+// planned, for example when a repartition count is invalid.
+func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
+	c := cfg{appID: "streamtest", parts: make(map[string]int32), start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for _, o := range opts {
+		o(&c)
+	}
+	external := make(map[string]int32, len(c.parts))
+	for _, ref := range topo.ExternalSources() {
+		external[ref.Name] = 1
+	}
+	for t, n := range c.parts {
+		external[t] = n
+	}
+	plan, err := topo.Plan(c.appID, external)
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{
+		topo:   topo,
+		plan:   plan,
+		tasks:  make(map[processor.TaskID]*processor.Task),
+		topics: make(map[string]*topic),
+		now:    c.start,
+	}
+	d.env = &processor.TaskEnv{
+		AppID:      c.appID,
+		Collector:  collector{d},
+		Partitions: d.partitionCount,
+		OnError:    c.onError,
+	}
+	return d, nil
+}
+
+func (d *Driver) partitionCount(name string) (int32, error) {
+	if n, ok := d.plan.Partitions[name]; ok {
+		return n, nil
+	}
+	return 0, fmt.Errorf("topic %q does not exist", name)
+}
+
+type collector struct{ d *Driver }
+
+func (c collector) Send(r *processor.RawRecord) {
+	d := c.d
+	d.append(r)
+	if _, internal := d.subOf(r.Topic); internal {
+		d.queue = append(d.queue, r)
+	}
+}
+
+// subOf returns the sub-topology reading the resolved topic name.
+func (d *Driver) subOf(name string) (int, bool) {
+	for _, ref := range []processor.TopicRef{{Name: name}, {Name: trimApp(name, d.env.AppID), Internal: true}} {
+		if ref.Name == "" {
+			continue
+		}
+		if s, ok := d.topo.SubTopologyOf(ref); ok {
+			return s, true
+		}
+	}
+	return 0, false
+}
+
+func trimApp(name, app string) string {
+	if len(name) > len(app)+1 && name[:len(app)] == app && name[len(app)] == '-' {
+		return name[len(app)+1:]
+	}
+	return ""
+}
+
+func (d *Driver) append(r *processor.RawRecord) {
+	t := d.topics[r.Topic]
+	if t == nil {
+		n, err := d.partitionCount(r.Topic)
+		if err != nil {
+			n = 1
+		}
+		t = &topic{parts: make([][]*processor.RawRecord, n)}
+		d.topics[r.Topic] = t
+	}
+	for int(r.Partition) >= len(t.parts) {
+		t.parts = append(t.parts, nil)
+	}
+	r.Offset = int64(len(t.parts[r.Partition]))
+	t.parts[r.Partition] = append(t.parts[r.Partition], r)
+	t.ordered = append(t.ordered, r)
+}
+
+// pipe appends an input record and processes it and everything it causes.
+func (d *Driver) pipe(r *processor.RawRecord) error {
+	if d.err != nil {
+		return fmt.Errorf("streamtest: driver stopped by an earlier error: %w", d.err)
+	}
+	if _, ok := d.subOf(r.Topic); !ok {
+		return fmt.Errorf("streamtest: no source reads topic %q", r.Topic)
+	}
+	n, _ := d.partitionCount(r.Topic)
+	if r.Key != nil {
+		r.Partition = processor.KeyPartition(r.Key, n)
+	}
+	d.append(r)
+	d.queue = append(d.queue, r)
+	for len(d.queue) > 0 {
+		next := d.queue[0]
+		d.queue = d.queue[1:]
+		if err := d.process(next); err != nil {
+			d.err = err
+			d.queue = nil
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Driver) process(r *processor.RawRecord) error {
+	sub, _ := d.subOf(r.Topic)
+	id := processor.TaskID{SubTopology: sub, Partition: r.Partition}
+	t, ok := d.tasks[id]
+	if !ok {
+		var err error
+		if t, err = processor.NewTask(d.topo, sub, r.Partition, d.env); err != nil {
+			return err
+		}
+		d.tasks[id] = t
+	}
+	return t.Process(r)
+}
+
+// Err returns the error that stopped the driver under FailFast, if any.
+func (d *Driver) Err() error { return d.err }
+
+// Close closes every task. It returns their errors joined.
+func (d *Driver) Close() error {
+	var errs []error
+	for _, t := range d.tasks {
+		errs = append(errs, t.Close())
+	}
+	d.tasks = nil
+	return errors.Join(errs...)
+}
+
+// Partitions returns the partition count the driver uses for a topic, as a
+// running app would create it.
+func (d *Driver) Partitions(topic string) int {
+	n, _ := d.partitionCount(topic)
+	return int(n)
+}
+
+// AdvanceTime moves the default record timestamp forward by step.
+func (d *Driver) AdvanceTime(step time.Duration) { d.now = d.now.Add(step) }
+
+// Now returns the timestamp given to records piped without one.
+func (d *Driver) Now() time.Time { return d.now }
+
+// DeadLetter is a record the app sent to its dead-letter topic.
+type DeadLetter struct {
+	Key, Value []byte
+	Timestamp  time.Time
+	Error      string // the kappa.error header
+	Kind       string // "decode", "process" or "panic"
+	Node       string // the failing node, when known
+	Topic      string // the input record's topic
+	Partition  int32
+	Offset     int64
+}
+
+// DeadLetters returns every record sent to the dead-letter topic so far.
+func (d *Driver) DeadLetters() []DeadLetter {
+	t := d.topics[processor.DLQTopic(d.env.AppID)]
+	if t == nil {
+		return nil
+	}
+	out := make([]DeadLetter, 0, len(t.ordered))
+	for _, r := range t.ordered {
+		dl := DeadLetter{Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+		for _, h := range r.Headers {
+			v := string(h.Value)
+			switch h.Key {
+			case processor.HeaderError:
+				dl.Error = v
+			case processor.HeaderKind:
+				dl.Kind = v
+			case processor.HeaderNode:
+				dl.Node = v
+			case processor.HeaderTopic:
+				dl.Topic = v
+			case processor.HeaderPartition:
+				p, _ := strconv.ParseInt(v, 10, 32)
+				dl.Partition = int32(p)
+			case processor.HeaderOffset:
+				dl.Offset, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		out = append(out, dl)
+	}
+	return out
+}
+
+// Input pipes typed records into a topic the topology reads.
+type Input[K, V any] struct {
+	d     *Driver
+	topic string
+	kc    codec.Codec[K]
+	vc    codec.Codec[V]
+}
+
+// NewInput returns an input for topic, encoding with kc and vc.
+func NewInput[K, V any](d *Driver, topic string, kc codec.Codec[K], vc codec.Codec[V]) *Input[K, V] {
+	return &Input[K, V]{d: d, topic: topic, kc: kc, vc: vc}
+}
+
+// Pipe sends one record stamped with the driver's current time. The
+// partition is murmur2 of the encoded key, as a Kafka producer picks it.
+func (in *Input[K, V]) Pipe(key K, value V) error {
+	return in.PipeRecord(processor.Record[K, V]{Key: key, Value: value, Timestamp: in.d.now})
+}
+
+// PipeAt sends one record with timestamp ts.
+func (in *Input[K, V]) PipeAt(key K, value V, ts time.Time) error {
+	return in.PipeRecord(processor.Record[K, V]{Key: key, Value: value, Timestamp: ts})
+}
+
+// PipeRecord sends one record with its timestamp and headers. A zero
+// timestamp is replaced by the driver's current time.
+func (in *Input[K, V]) PipeRecord(rec processor.Record[K, V]) error {
+	kb, err := in.kc.Encode(rec.Key)
+	if err != nil {
+		return err
+	}
+	vb, err := in.vc.Encode(rec.Value)
+	if err != nil {
+		return err
+	}
+	return in.PipeRaw(kb, vb, rec.Timestamp, rec.Headers...)
+}
+
+// PipeRaw sends bytes as they are, for example malformed values to test
+// the dead-letter path. A nil value is a tombstone.
+func (in *Input[K, V]) PipeRaw(key, value []byte, ts time.Time, headers ...processor.Header) error {
+	if ts.IsZero() {
+		ts = in.d.now
+	}
+	return in.d.pipe(&processor.RawRecord{Topic: in.topic, Key: key, Value: value, Timestamp: ts, Headers: headers})
+}
+
+// OutputRecord is a record read from an output topic.
+type OutputRecord[K, V any] struct {
+	Key       K
+	Value     V
+	Timestamp time.Time
+	Headers   []processor.Header
+	Partition int32
+	Offset    int64
+	// Err is set when the record's bytes did not decode with the
+	// output's codecs; Key and Value are then zero.
+	Err error
+}
+
+// Output reads typed records from a topic the topology writes.
+type Output[K, V any] struct {
+	d     *Driver
+	topic string
+	kc    codec.Codec[K]
+	vc    codec.Codec[V]
+	read  int
+}
+
+// NewOutput returns a reader of topic, decoding with kc and vc. It starts at
+// the topic's first record.
+func NewOutput[K, V any](d *Driver, topic string, kc codec.Codec[K], vc codec.Codec[V]) *Output[K, V] {
+	return &Output[K, V]{d: d, topic: topic, kc: kc, vc: vc}
+}
+
+// ReadAll returns the records written since the last read, in the order
+// they were produced (across partitions).
+func (o *Output[K, V]) ReadAll() []OutputRecord[K, V] {
+	t := o.d.topics[o.topic]
+	if t == nil || o.read >= len(t.ordered) {
+		return nil
+	}
+	recs := t.ordered[o.read:]
+	o.read = len(t.ordered)
+	out := make([]OutputRecord[K, V], len(recs))
+	for i, r := range recs {
+		or := OutputRecord[K, V]{Timestamp: r.Timestamp, Headers: r.Headers, Partition: r.Partition, Offset: r.Offset}
+		var kerr, verr error
+		if r.Key != nil {
+			or.Key, kerr = o.kc.Decode(r.Key)
+		}
+		if r.Value != nil {
+			or.Value, verr = o.vc.Decode(r.Value)
+		}
+		or.Err = errors.Join(kerr, verr)
+		out[i] = or
+	}
+	return out
+}
+
+// ReadValues returns the values written since the last read.
+func (o *Output[K, V]) ReadValues() []V {
+	recs := o.ReadAll()
+	vs := make([]V, len(recs))
+	for i, r := range recs {
+		vs[i] = r.Value
+	}
+	return vs
+}
+
+// ReadKeyValues returns the keys and values written since the last read,
+// formatted as "key=value", for compact assertions and examples.
+func (o *Output[K, V]) ReadKeyValues() []string {
+	recs := o.ReadAll()
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = fmt.Sprintf("%v=%v", r.Key, r.Value)
+	}
+	return out
+}
+
+// Len returns the number of unread records.
+func (o *Output[K, V]) Len() int {
+	t := o.d.topics[o.topic]
+	if t == nil {
+		return 0
+	}
+	return len(t.ordered) - o.read
+}
