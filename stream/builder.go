@@ -13,45 +13,36 @@ import (
 // returns them all.
 type Builder struct {
 	pb *processor.Builder
-	// Codecs seen so far (at sources and in With), by type, for keys and
-	// for values: a codec follows its type through the topology.
-	keyCodecs, valueCodecs map[reflect.Type]any
+	// Codecs seen so far (at sources and in With), by type: a codec
+	// follows its type through the topology, as key or as value.
+	codecs map[reflect.Type]any
 }
 
 // NewBuilder returns an empty Builder.
 func NewBuilder() *Builder {
-	return &Builder{pb: processor.NewBuilder(), keyCodecs: map[reflect.Type]any{}, valueCodecs: map[reflect.Type]any{}}
+	return &Builder{pb: processor.NewBuilder(), codecs: map[reflect.Type]any{}}
 }
 
-// remember records the codecs for their types, first one wins.
+// remember records the codecs for their types; the first one wins.
 func remember[K, V any](b *Builder, kc codec.Codec[K], vc codec.Codec[V]) {
 	if kc != nil {
-		if _, ok := b.keyCodecs[reflect.TypeFor[K]()]; !ok {
-			b.keyCodecs[reflect.TypeFor[K]()] = kc
+		if _, ok := b.codecs[reflect.TypeFor[K]()]; !ok {
+			b.codecs[reflect.TypeFor[K]()] = kc
 		}
 	}
 	if vc != nil {
-		if _, ok := b.valueCodecs[reflect.TypeFor[V]()]; !ok {
-			b.valueCodecs[reflect.TypeFor[V]()] = vc
+		if _, ok := b.codecs[reflect.TypeFor[V]()]; !ok {
+			b.codecs[reflect.TypeFor[V]()] = vc
 		}
 	}
 }
 
-// keyCodec returns the given codec, else one known for keys of type K.
-func keyCodec[K any](b *Builder, given codec.Codec[K]) codec.Codec[K] {
+// known returns given, else the codec seen for type T.
+func known[T any](b *Builder, given codec.Codec[T]) codec.Codec[T] {
 	if given != nil {
 		return given
 	}
-	c, _ := b.keyCodecs[reflect.TypeFor[K]()].(codec.Codec[K])
-	return c
-}
-
-// valueCodec returns the given codec, else one known for values of type V.
-func valueCodec[V any](b *Builder, given codec.Codec[V]) codec.Codec[V] {
-	if given != nil {
-		return given
-	}
-	c, _ := b.valueCodecs[reflect.TypeFor[V]()].(codec.Codec[V])
+	c, _ := b.codecs[reflect.TypeFor[T]()].(codec.Codec[T])
 	return c
 }
 
@@ -90,7 +81,7 @@ func (withCodecs[K, V]) option() {}
 // With sets the codecs of an operator's output, for To, Repartition and the
 // operators that change the key or value type. Either may be nil to keep
 // what the stream knows. Codecs otherwise follow their type: a codec given
-// at a source or in With is reused for every later key (or value) of the
+// at a source or in With is reused for every later key or value of the
 // same type, so With is needed only for types not seen before.
 func With[K, V any](kc codec.Codec[K], vc codec.Codec[V]) Option {
 	return withCodecs[K, V]{kc: kc, vc: vc}

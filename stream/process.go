@@ -46,7 +46,7 @@ func Process[K, V, KR, VR any](s Stream[K, V], supplier func() processor.Process
 		}), nil
 	}
 	n := s.b.pb.AddProcessor(name, f, s.node)
-	return Stream[KR, VR]{b: s.b, node: n, kc: keyCodec(s.b, c.kc), vc: valueCodec(s.b, c.vc), rekeyed: true}
+	return Stream[KR, VR]{b: s.b, node: n, kc: known(s.b, c.kc), vc: known(s.b, c.vc), rekeyed: true}
 }
 
 type procContext[K, V any] struct {

@@ -37,7 +37,7 @@ func addSink[K, V any](s Stream[K, V], op string, ref *processor.TopicRef,
 ) *processor.Node {
 	c := parse[K, V](s.b, op, opts)
 	name := s.b.nodeName(c.name, "SINK")
-	kc, vc := keyCodec(s.b, pick(c.kc, s.kc)), valueCodec(s.b, pick(c.vc, s.vc))
+	kc, vc := known(s.b, pick(c.kc, s.kc)), known(s.b, pick(c.vc, s.vc))
 	if kc == nil {
 		s.b.pb.Errorf("%s (node %q): no key codec for %s: the key type changed after the source; pass stream.With(keyCodec, valueCodec)", op, name, typeName[K]())
 	}
@@ -126,6 +126,6 @@ func repartition[K, V any](s Stream[K, V], base string, c config[K, V], opts []O
 	}
 	sinkOpts = append(sinkOpts, Named(base+"-repartition-sink"))
 	addSink(s, fmt.Sprintf("Repartition(%q)", base), &ref, nil, sinkOpts)
-	out := newSource(s.b, base+"-repartition-source", []processor.TopicRef{ref}, keyCodec(s.b, pick(c.kc, s.kc)), valueCodec(s.b, pick(c.vc, s.vc)))
+	out := newSource(s.b, base+"-repartition-source", []processor.TopicRef{ref}, known(s.b, pick(c.kc, s.kc)), known(s.b, pick(c.vc, s.vc)))
 	return out
 }

@@ -202,7 +202,7 @@ func MapValuesErr[K, V, VR any](s Stream[K, V], fn func(key K, value V) (VR, err
 			return out.forward(Record[K, VR]{Key: rec.Key, Value: v, Timestamp: rec.Timestamp, Headers: rec.Headers})
 		})
 	})
-	return Stream[K, VR]{b: s.b, node: n, kc: pick(c.kc, s.kc), vc: valueCodec(s.b, c.vc), rekeyed: s.rekeyed}
+	return Stream[K, VR]{b: s.b, node: n, kc: pick(c.kc, s.kc), vc: known(s.b, c.vc), rekeyed: s.rekeyed}
 }
 
 func pick[T any](given, inherited codec.Codec[T]) codec.Codec[T] {
@@ -232,7 +232,7 @@ func MapErr[K, V, KR, VR any](s Stream[K, V], fn func(key K, value V) (KR, VR, e
 			return out.forward(Record[KR, VR]{Key: k, Value: v, Timestamp: rec.Timestamp, Headers: rec.Headers})
 		})
 	})
-	return Stream[KR, VR]{b: s.b, node: n, kc: keyCodec(s.b, c.kc), vc: valueCodec(s.b, c.vc), rekeyed: true}
+	return Stream[KR, VR]{b: s.b, node: n, kc: known(s.b, c.kc), vc: known(s.b, c.vc), rekeyed: true}
 }
 
 // SelectKey sets each record's key to fn's result, keeping the value. The
@@ -246,7 +246,7 @@ func SelectKey[K, V, KR any](s Stream[K, V], fn func(key K, value V) KR, opts ..
 			return out.forward(Record[KR, V]{Key: fn(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers})
 		})
 	})
-	return Stream[KR, V]{b: s.b, node: n, kc: keyCodec(s.b, c.kc), vc: pick(c.vc, s.vc), rekeyed: true}
+	return Stream[KR, V]{b: s.b, node: n, kc: known(s.b, c.kc), vc: pick(c.vc, s.vc), rekeyed: true}
 }
 
 // FlatMap turns each record into zero or more records with new keys and
@@ -274,7 +274,7 @@ func FlatMapErr[K, V, KR, VR any](s Stream[K, V], fn func(key K, value V) ([]Key
 			return nil
 		})
 	})
-	return Stream[KR, VR]{b: s.b, node: n, kc: keyCodec(s.b, c.kc), vc: valueCodec(s.b, c.vc), rekeyed: true}
+	return Stream[KR, VR]{b: s.b, node: n, kc: known(s.b, c.kc), vc: known(s.b, c.vc), rekeyed: true}
 }
 
 // FlatMapValues turns each value into zero or more values, keeping the key.
@@ -301,7 +301,7 @@ func FlatMapValuesErr[K, V, VR any](s Stream[K, V], fn func(key K, value V) ([]V
 			return nil
 		})
 	})
-	return Stream[K, VR]{b: s.b, node: n, kc: pick(c.kc, s.kc), vc: valueCodec(s.b, c.vc), rekeyed: s.rekeyed}
+	return Stream[K, VR]{b: s.b, node: n, kc: pick(c.kc, s.kc), vc: known(s.b, c.vc), rekeyed: s.rekeyed}
 }
 
 func (s Stream[K, V]) String() string { return fmt.Sprintf("Stream(%s)", s.node.Name) }

@@ -1,0 +1,239 @@
+package kappa
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/processor"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// App runs a topology as one instance of a consumer group. Start more
+// instances with the same AppID, on this machine or others, and they share
+// the tasks; stop one and the others take its tasks over.
+type App struct {
+	topo *processor.Topology
+	cfg  config
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	rt      *processor.Runtime
+	running bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// ErrRunning is returned by Run on an App that is already running.
+var ErrRunning = errors.New("kappa: app is already running")
+
+// New checks the options and returns an App ready to Run. It does not
+// connect: every configuration problem is reported here, each naming its
+// option and the fix.
+func New(topo *processor.Topology, opts ...Opt) (*App, error) {
+	cfg := config{signals: true}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	err := cfg.validate()
+	if topo == nil {
+		err = errors.Join(errors.New("kappa: New: nil topology: build one with stream.NewBuilder() ... b.Build()"), err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &App{topo: topo, cfg: cfg, log: log.With("app", cfg.appID)}, nil
+}
+
+// Run connects, creates the topics the topology needs, joins the group and
+// processes until ctx is done, Close is called, or (with HandleSignals) the
+// process gets SIGINT or SIGTERM. A graceful stop finishes the records in
+// hand, flushes outputs, commits, leaves the group and returns nil. A
+// record that fails under FailFast, a rejected output, or a lost connection
+// stops it with an error.
+func (a *App) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.running {
+		a.mu.Unlock()
+		return ErrRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a.running, a.cancel, a.done = true, cancel, make(chan struct{})
+	a.mu.Unlock()
+	defer func() {
+		cancel()
+		a.mu.Lock()
+		a.running = false
+		close(a.done)
+		a.mu.Unlock()
+	}()
+	if a.cfg.signals {
+		stop := a.handleSignals(cancel)
+		defer stop()
+	}
+
+	conn, err := broker.Connect(ctx, a.cfg.seeds, append(slices.Clone(a.cfg.connOpts), broker.ClientID(a.cfg.appID))...)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	plan, err := a.prepare(ctx, conn.Admin())
+	if err != nil {
+		return err
+	}
+	rt, err := processor.NewRuntime(processor.RuntimeConfig{
+		Topology:       a.topo,
+		Plan:           plan,
+		ClientOpts:     append(conn.ClientOpts(), clientLogger(a.cfg.logger)...),
+		CommitInterval: a.cfg.commitInterval,
+		OnError:        a.cfg.onError,
+		Logger:         a.log,
+		Workers:        a.cfg.workers,
+		MaxPollRecords: a.cfg.maxPoll,
+		SessionTimeout: a.cfg.sessionTimeout,
+		OnBalance:      a.cfg.onBalance,
+	})
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.rt = rt
+	a.mu.Unlock()
+	a.log.Info("running", "tasks", plan.Tasks, "brokers", a.cfg.seeds)
+	err = rt.Run(ctx)
+	a.log.Info("stopped", "error", err)
+	return err
+}
+
+// prepare sizes the topology against the cluster and creates the internal
+// and missing output topics.
+func (a *App) prepare(ctx context.Context, adm *broker.Admin) (*processor.Plan, error) {
+	existing, err := adm.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var known []string
+	for _, ref := range a.topo.ExternalSources() {
+		if slices.Contains(existing, ref.Name) {
+			known = append(known, ref.Name)
+		}
+	}
+	for _, t := range a.topo.StaticOutputs() {
+		if slices.Contains(existing, t) && !slices.Contains(known, t) {
+			known = append(known, t)
+		}
+	}
+	counts, err := adm.PartitionCounts(ctx, known...)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := a.topo.Plan(a.cfg.appID, counts)
+	if err != nil {
+		return nil, fmt.Errorf("kappa: %w", err)
+	}
+	var specs []broker.TopicSpec
+	for _, it := range plan.Internal {
+		specs = append(specs, broker.TopicSpec{Name: it.Ref.Name, Partitions: it.Partitions, Configs: it.Configs})
+	}
+	for name, n := range plan.Outputs {
+		specs = append(specs, broker.TopicSpec{Name: name, Partitions: n})
+	}
+	slices.SortFunc(specs, func(x, y broker.TopicSpec) int { return strings.Compare(x.Name, y.Name) })
+	if err := adm.EnsureTopics(ctx, specs...); err != nil {
+		return nil, fmt.Errorf("kappa: topics of app %q: %w", a.cfg.appID, err)
+	}
+	return plan, nil
+}
+
+func (a *App) handleSignals(cancel context.CancelFunc) (stop func()) {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			a.log.Info("signal: stopping gracefully; send it again to exit at once", "signal", sig.String())
+			cancel()
+		case <-quit:
+			return
+		}
+		select {
+		case <-ch:
+			a.log.Warn("second signal: exiting without commit")
+			os.Exit(1)
+		case <-quit:
+		}
+	}()
+	return func() { signal.Stop(ch); close(quit) }
+}
+
+// Close stops a running App gracefully and waits for Run to return, at most
+// until ctx is done. It is a no-op on an App that is not running.
+func (a *App) Close(ctx context.Context) error {
+	a.mu.Lock()
+	if !a.running {
+		a.mu.Unlock()
+		return nil
+	}
+	cancel, done := a.cancel, a.done
+	a.mu.Unlock()
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kappa: Close: %w", ctx.Err())
+	}
+}
+
+// Tasks returns the tasks this instance runs now; nil before it has joined.
+func (a *App) Tasks() []processor.TaskID {
+	if rt := a.runtime(); rt != nil {
+		return rt.Tasks()
+	}
+	return nil
+}
+
+// Processed returns how many input records this instance has processed.
+func (a *App) Processed() int64 {
+	if rt := a.runtime(); rt != nil {
+		return rt.Processed()
+	}
+	return 0
+}
+
+// Commits returns how many offset commits this instance has completed.
+func (a *App) Commits() int64 {
+	if rt := a.runtime(); rt != nil {
+		return rt.Commits()
+	}
+	return 0
+}
+
+func (a *App) runtime() *processor.Runtime {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rt
+}
+
+// Topology returns the topology the App runs.
+func (a *App) Topology() *processor.Topology { return a.topo }
+
+func clientLogger(l *slog.Logger) []kgo.Opt {
+	if l == nil {
+		return nil
+	}
+	return []kgo.Opt{kgo.WithLogger(broker.NewKgoLogger(l))}
+}

@@ -1,0 +1,133 @@
+package kappa
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"time"
+
+	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/processor"
+)
+
+// Opt configures an App.
+type Opt func(*config)
+
+type config struct {
+	appID          string
+	seeds          []string
+	connOpts       []broker.ConnOpt
+	commitInterval time.Duration
+	onError        ErrorPolicy
+	logger         *slog.Logger
+	workers        int
+	maxPoll        int
+	sessionTimeout time.Duration
+	signals        bool
+	onBalance      func(map[string][]processor.TaskID)
+}
+
+// ErrorPolicy says what happens to a record that fails to decode or whose
+// processing returns an error or panics.
+type ErrorPolicy = processor.ErrorPolicy
+
+const (
+	// DeadLetter sends the record to "<app>-dlq" with headers naming the
+	// error, node, source topic, partition and offset, counts it, and
+	// continues. The default.
+	DeadLetter = processor.DeadLetter
+	// FailFast stops the app with an error naming the record. Offsets up to
+	// the failed record are committed, so a restart retries it.
+	FailFast = processor.FailFast
+)
+
+// AppID sets the application ID: the consumer group ID and the prefix of
+// every internal topic. Required. Instances with the same ID share work.
+func AppID(id string) Opt { return func(c *config) { c.appID = id } }
+
+// Brokers sets the seed brokers (host:port). Required.
+func Brokers(seeds ...string) Opt { return func(c *config) { c.seeds = append(c.seeds, seeds...) } }
+
+// BrokerOptions passes connection options such as broker.TLS and
+// broker.SASLScram512. The default is plaintext without authentication.
+func BrokerOptions(opts ...broker.ConnOpt) Opt {
+	return func(c *config) { c.connOpts = append(c.connOpts, opts...) }
+}
+
+// CommitInterval sets how often input offsets are committed, overriding the
+// default 30s. Outputs are always acknowledged before their inputs commit;
+// a shorter interval means less reprocessing after a crash.
+func CommitInterval(d time.Duration) Opt { return func(c *config) { c.commitInterval = d } }
+
+// OnError sets the policy for failed records, overriding the default
+// DeadLetter.
+func OnError(p ErrorPolicy) Opt { return func(c *config) { c.onError = p } }
+
+// Logger sets the structured logger, overriding the default of no logs.
+// Records carry the attributes app, task, topic, partition.
+func Logger(l *slog.Logger) Opt { return func(c *config) { c.logger = l } }
+
+// Workers bounds how many tasks process records at the same time,
+// overriding the default GOMAXPROCS.
+func Workers(n int) Opt { return func(c *config) { c.workers = n } }
+
+// MaxPollRecords bounds how many records one poll hands to the tasks,
+// overriding the default 10000.
+func MaxPollRecords(n int) Opt { return func(c *config) { c.maxPoll = n } }
+
+// SessionTimeout sets the consumer group session timeout: how long an
+// instance that died without leaving keeps its tasks before others take
+// them over. It overrides the default 45s; brokers bound it (6s minimum by
+// default).
+func SessionTimeout(d time.Duration) Opt { return func(c *config) { c.sessionTimeout = d } }
+
+// HandleSignals sets whether Run stops gracefully on SIGINT and SIGTERM (and
+// exits at once on a second one). The default is true; turn it off when the
+// program handles signals itself and cancels Run's context.
+func HandleSignals(on bool) Opt { return func(c *config) { c.signals = on } }
+
+// OnBalance registers fn to see each task assignment this instance computes
+// when it is the group leader, by member ID. For tests and diagnostics; fn
+// must return quickly.
+func OnBalance(fn func(map[string][]processor.TaskID)) Opt {
+	return func(c *config) { c.onBalance = fn }
+}
+
+var validAppID = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// validate reports every problem, each naming the option and the fix.
+func (c *config) validate() error {
+	var errs []error
+	switch {
+	case c.appID == "":
+		errs = append(errs, errors.New(`kappa: AppID is required: pass kappa.AppID("my-app")`))
+	case !validAppID.MatchString(c.appID) || len(c.appID) > 200:
+		errs = append(errs, fmt.Errorf("kappa: AppID(%q): use at most 200 ASCII letters, digits, '.', '_' and '-' (it names the group and topics)", c.appID))
+	}
+	if len(c.seeds) == 0 {
+		errs = append(errs, errors.New(`kappa: Brokers is required: pass kappa.Brokers("127.0.0.1:9092"), or the addresses of an embedded broker (broker.NewEmbedded().Addrs())`))
+	}
+	for _, s := range c.seeds {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			errs = append(errs, fmt.Errorf("kappa: Brokers(%q): want host:port, for example 127.0.0.1:9092", s))
+		}
+	}
+	if c.commitInterval < 0 {
+		errs = append(errs, fmt.Errorf("kappa: CommitInterval(%v): must be positive, for example 5*time.Second", c.commitInterval))
+	}
+	if c.onError != DeadLetter && c.onError != FailFast {
+		errs = append(errs, fmt.Errorf("kappa: OnError(%d): use kappa.DeadLetter or kappa.FailFast", c.onError))
+	}
+	if c.workers < 0 {
+		errs = append(errs, fmt.Errorf("kappa: Workers(%d): must be at least 1", c.workers))
+	}
+	if c.maxPoll < 0 {
+		errs = append(errs, fmt.Errorf("kappa: MaxPollRecords(%d): must be at least 1", c.maxPoll))
+	}
+	if c.sessionTimeout < 0 {
+		errs = append(errs, fmt.Errorf("kappa: SessionTimeout(%v): must be positive", c.sessionTimeout))
+	}
+	return errors.Join(errs...)
+}

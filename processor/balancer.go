@@ -1,0 +1,215 @@
+package processor
+
+import (
+	"encoding/json"
+	"slices"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// BalancerProtocol is the group protocol name Kappa members join with. All
+// members of one application must use it.
+const BalancerProtocol = "kappa-tasks"
+
+// MemberInfo is what a member tells the group leader about itself.
+type MemberInfo struct {
+	// Endpoint is the member's query endpoint (host:port), so any member
+	// can route a key to its owner. Empty when queries are off.
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// TaskBalancer is a franz-go GroupBalancer that assigns tasks, not topics:
+// partition p of every input of a sub-topology goes to the same member, as
+// joins and co-partitioned aggregations require. It is cooperative and
+// sticky: a task stays with its owner unless balance requires a move, and
+// only moved tasks are revoked.
+type TaskBalancer struct {
+	appID string
+	topo  *Topology
+	info  MemberInfo
+	// subOf maps each resolved input topic to its sub-topology.
+	subOf map[string]int
+	// assigned is called on the leader with the task assignment it
+	// computed, for tests and logs. May be nil.
+	OnBalance func(map[string][]TaskID)
+}
+
+// NewTaskBalancer returns a balancer for topo running as appID, announcing
+// info to the group.
+func NewTaskBalancer(topo *Topology, appID string, info MemberInfo) *TaskBalancer {
+	b := &TaskBalancer{appID: appID, topo: topo, info: info, subOf: make(map[string]int)}
+	for ref, sub := range topo.bySource {
+		b.subOf[ref.Resolve(appID)] = sub
+	}
+	return b
+}
+
+// ProtocolName implements kgo.GroupBalancer.
+func (*TaskBalancer) ProtocolName() string { return BalancerProtocol }
+
+// IsCooperative implements kgo.GroupBalancer: rebalances revoke only the
+// tasks that move.
+func (*TaskBalancer) IsCooperative() bool { return true }
+
+// JoinGroupMetadata implements kgo.GroupBalancer.
+func (b *TaskBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 3
+	meta.Topics = interests
+	meta.Generation = generation
+	for _, topic := range slices.Sorted(mapKeys(current)) {
+		owned := kmsg.NewConsumerMemberMetadataOwnedPartition()
+		owned.Topic = topic
+		owned.Partitions = current[topic]
+		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
+	}
+	meta.UserData, _ = json.Marshal(b.info)
+	return meta.AppendTo(nil)
+}
+
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// ParseSyncAssignment implements kgo.GroupBalancer.
+func (*TaskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	return kgo.ParseConsumerSyncAssignment(assignment)
+}
+
+// MemberBalancer implements kgo.GroupBalancer.
+func (b *TaskBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	cb, err := kgo.NewConsumerBalancer(b, members)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cb, cb.MemberTopics(), nil
+}
+
+// Balance implements kgo.ConsumerBalancerBalance.
+func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+	members := cb.Members() // sorted by instance ID, then member ID
+	// The tasks, and the partitions each one owns.
+	type task struct {
+		id    TaskID
+		parts map[string]int32
+	}
+	taskCount := make(map[int]int32)
+	for topic, n := range topics {
+		if sub, ok := b.subOf[topic]; ok && n > taskCount[sub] {
+			taskCount[sub] = n
+		}
+	}
+	var tasks []TaskID
+	for sub := range len(b.topo.subs) {
+		for p := range taskCount[sub] {
+			tasks = append(tasks, TaskID{SubTopology: sub, Partition: p})
+		}
+	}
+	// Previous owner of each task: the member claiming one of its
+	// partitions at the highest generation.
+	type claim struct {
+		member int
+		gen    int32
+	}
+	prev := make(map[TaskID]claim)
+	for i := range members {
+		_, meta := cb.MemberAt(i)
+		for _, owned := range meta.OwnedPartitions {
+			sub, ok := b.subOf[owned.Topic]
+			if !ok {
+				continue
+			}
+			for _, p := range owned.Partitions {
+				id := TaskID{SubTopology: sub, Partition: p}
+				if c, seen := prev[id]; !seen || meta.Generation > c.gen {
+					prev[id] = claim{member: i, gen: meta.Generation}
+				}
+			}
+		}
+	}
+	owner := assignTasks(tasks, len(members), func(id TaskID) (int, bool) {
+		c, ok := prev[id]
+		return c.member, ok
+	})
+	plan := cb.NewPlan()
+	byMember := make(map[string][]TaskID, len(members))
+	for _, id := range tasks {
+		m := &members[owner[id]]
+		byMember[m.MemberID] = append(byMember[m.MemberID], id)
+		for _, ref := range b.topo.subs[id.SubTopology].Sources {
+			topic := ref.Resolve(b.appID)
+			if id.Partition < topics[topic] {
+				plan.AddPartition(m, topic, id.Partition)
+			}
+		}
+	}
+	plan.AdjustCooperative(cb)
+	if b.OnBalance != nil {
+		b.OnBalance(byMember)
+	}
+	return plan
+}
+
+// assignTasks spreads tasks over n members so that counts differ by at most
+// one, keeping each task with its previous owner where balance allows.
+// Tasks are placed in order, so the result is deterministic.
+func assignTasks(tasks []TaskID, n int, prevOwner func(TaskID) (int, bool)) map[TaskID]int {
+	owner := make(map[TaskID]int, len(tasks))
+	if n == 0 {
+		return owner
+	}
+	floor, extra := len(tasks)/n, len(tasks)%n
+	count := make([]int, n)
+	// Sticky passes: first fill each previous owner up to the floor, then
+	// hand out the members allowed one more.
+	for pass := 0; pass < 2; pass++ {
+		for _, id := range tasks {
+			if _, done := owner[id]; done {
+				continue
+			}
+			m, ok := prevOwner(id)
+			if !ok || m >= n {
+				continue
+			}
+			switch {
+			case count[m] < floor:
+			case pass == 1 && count[m] == floor && extra > 0:
+				extra--
+			default:
+				continue
+			}
+			owner[id] = m
+			count[m]++
+		}
+	}
+	// The rest go to the least loaded member, first by member order.
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	for _, id := range tasks {
+		if _, done := owner[id]; done {
+			continue
+		}
+		sort.SliceStable(order, func(i, j int) bool { return count[order[i]] < count[order[j]] })
+		for _, m := range order {
+			if count[m] < floor || (count[m] == floor && extra > 0) {
+				if count[m] == floor {
+					extra--
+				}
+				owner[id] = m
+				count[m]++
+				break
+			}
+		}
+	}
+	return owner
+}

@@ -1,0 +1,498 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// RuntimeConfig is everything a Runtime needs. The root kappa package fills
+// it from the App's options; defaults are filled by NewRuntime.
+type RuntimeConfig struct {
+	Topology *Topology
+	Plan     *Plan
+	// ClientOpts connect to the cluster (seeds, TLS, SASL).
+	ClientOpts []kgo.Opt
+	// CommitInterval is the time between commits. Default 30s.
+	CommitInterval time.Duration
+	OnError        ErrorPolicy
+	Logger         *slog.Logger
+	// Workers bounds how many tasks process at once. Default GOMAXPROCS.
+	Workers int
+	// MaxPollRecords bounds the records taken per poll. Default 10000.
+	MaxPollRecords int
+	// SessionTimeout is the group session timeout: how long a member that
+	// died without leaving keeps its tasks. Default 45s (Kafka's default).
+	SessionTimeout time.Duration
+	Member         MemberInfo
+	// OnBalance, when set, sees each assignment this member computes as
+	// group leader.
+	OnBalance func(map[string][]TaskID)
+}
+
+// Runtime runs a topology as one member of a consumer group: it polls the
+// inputs, hands each partition's records to its task, and commits.
+//
+// Commits are at-least-once: every output and dead-letter record is
+// acknowledged by the brokers (Flush) before the input offsets that
+// produced them are committed. They happen on the commit interval, when
+// tasks are revoked, and on shutdown. A crash between the two steps
+// reprocesses the uncommitted records; nothing is lost.
+type Runtime struct {
+	cfg  RuntimeConfig
+	log  *slog.Logger
+	cl   *kgo.Client
+	env  *TaskEnv
+	subs map[string]int // resolved input topic → sub-topology
+
+	mu      sync.Mutex // held while processing a poll, committing, or rebalancing
+	tasks   map[TaskID]*runTask
+	dirty   bool // processed records since the last commit
+	prodErr atomic.Pointer[error]
+	fatal   error
+
+	commits   atomic.Int64
+	processed atomic.Int64
+}
+
+type runTask struct {
+	*Task
+	// next holds, per input topic, the offset after the last record
+	// processed, to commit.
+	next map[string]kgo.EpochOffset
+	err  error
+}
+
+// ErrProduce wraps a record that the brokers did not acknowledge. The app
+// stops without committing the input offsets behind it.
+var ErrProduce = errors.New("processor: output not acknowledged")
+
+// NewRuntime checks cfg and builds the Kafka client. Run starts consuming.
+func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
+	if cfg.Topology == nil || cfg.Plan == nil {
+		return nil, errors.New("processor: RuntimeConfig needs Topology and Plan")
+	}
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = 30 * time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxPollRecords <= 0 {
+		cfg.MaxPollRecords = 10000
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 45 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	appID := cfg.Plan.AppID
+	r := &Runtime{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		subs:  make(map[string]int),
+		tasks: make(map[TaskID]*runTask),
+	}
+	var topics []string
+	for ref, sub := range cfg.Topology.bySource {
+		name := ref.Resolve(appID)
+		r.subs[name] = sub
+		topics = append(topics, name)
+	}
+	slices.Sort(topics)
+	bal := NewTaskBalancer(cfg.Topology, appID, cfg.Member)
+	bal.OnBalance = cfg.OnBalance
+	opts := append(slices.Clone(cfg.ClientOpts),
+		kgo.ConsumerGroup(appID),
+		kgo.ConsumeTopics(topics...),
+		kgo.Balancers(bal),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("processor: kafka client: %w", err)
+	}
+	r.cl = cl
+	r.env = &TaskEnv{
+		AppID:      appID,
+		Collector:  r,
+		Partitions: r.partitions,
+		OnError:    cfg.OnError,
+		Logger:     cfg.Logger,
+	}
+	return r, nil
+}
+
+// partitions answers from the plan, then from cluster metadata for topics
+// chosen per record.
+func (r *Runtime) partitions(topic string) (int32, error) {
+	if n, ok := r.cfg.Plan.Partitions[topic]; ok {
+		return n, nil
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := r.cl.RequestCachedMetadata(context.Background(), req, time.Minute)
+	if err != nil {
+		return 0, fmt.Errorf("metadata of topic %q: %w", topic, err)
+	}
+	for _, t := range resp.Topics {
+		if t.ErrorCode == 0 && len(t.Partitions) > 0 {
+			return int32(len(t.Partitions)), nil
+		}
+	}
+	return 0, fmt.Errorf("topic %q does not exist", topic)
+}
+
+// Send implements Collector: records go to the client's producer. A
+// delivery failure is kept and stops the next commit.
+func (r *Runtime) Send(rec *RawRecord) { r.cl.Produce(context.Background(), rec, r.promise) }
+
+func (r *Runtime) promise(rec *kgo.Record, err error) {
+	if err != nil {
+		err = fmt.Errorf("%w: topic %q partition %d: %w", ErrProduce, rec.Topic, rec.Partition, err)
+		r.prodErr.CompareAndSwap(nil, &err)
+	}
+}
+
+// Client returns the runtime's Kafka client.
+func (r *Runtime) Client() *kgo.Client { return r.cl }
+
+// Commits returns how many commits have completed.
+func (r *Runtime) Commits() int64 { return r.commits.Load() }
+
+// Processed returns how many input records this member has processed.
+func (r *Runtime) Processed() int64 { return r.processed.Load() }
+
+// Tasks returns the IDs of the tasks this member runs now.
+func (r *Runtime) Tasks() []TaskID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make([]TaskID, 0, len(r.tasks))
+	for id := range r.tasks {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b TaskID) int {
+		if a.SubTopology != b.SubTopology {
+			return a.SubTopology - b.SubTopology
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return ids
+}
+
+// Run consumes and processes until ctx is done or a fatal error occurs. On
+// ctx cancellation it finishes the records in hand, commits, closes its
+// tasks and leaves the group, then returns nil.
+func (r *Runtime) Run(ctx context.Context) (err error) {
+	defer func() {
+		r.shutdown()
+		if err == nil {
+			err = r.fatal
+		}
+	}()
+	lastCommit := time.Now()
+	for {
+		fetches := r.cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		if ctx.Err() != nil {
+			r.cl.AllowRebalance()
+			return r.finalCommit()
+		}
+		if fetches.IsClientClosed() {
+			return errors.New("processor: kafka client closed")
+		}
+		// Fetch errors are retried by the client; they are worth a log line.
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				r.log.Warn("fetch error", "topic", topic, "partition", p, "error", err)
+			}
+		})
+		if err := r.process(fetches); err != nil {
+			r.cl.AllowRebalance()
+			return errors.Join(err, r.finalCommit())
+		}
+		if time.Since(lastCommit) >= r.cfg.CommitInterval {
+			if err := r.commitLocked(ctx); err != nil && ctx.Err() == nil {
+				r.cl.AllowRebalance()
+				return err
+			}
+			lastCommit = time.Now()
+		}
+		r.cl.AllowRebalance()
+	}
+}
+
+// process runs one poll's records through their tasks, several tasks at
+// once. It returns the first fatal (fail-fast) error.
+func (r *Runtime) process(fetches kgo.Fetches) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	type batch struct {
+		t     *runTask
+		parts []kgo.FetchTopicPartition
+	}
+	var batches []*batch
+	byTask := make(map[TaskID]*batch)
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		sub, ok := r.subs[p.Topic]
+		if !ok {
+			return
+		}
+		id := TaskID{SubTopology: sub, Partition: p.Partition}
+		b := byTask[id]
+		if b == nil {
+			t, err := r.task(id)
+			if err != nil {
+				r.fatal = err
+				return
+			}
+			b = &batch{t: t}
+			byTask[id] = b
+			batches = append(batches, b)
+		}
+		b.parts = append(b.parts, p)
+	})
+	if r.fatal != nil {
+		return r.fatal
+	}
+	run := func(b *batch) { b.t.err = r.runBatch(b.t, b.parts) }
+	if len(batches) == 1 || r.cfg.Workers == 1 {
+		for _, b := range batches {
+			run(b)
+		}
+	} else {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range min(r.cfg.Workers, len(batches)) {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < int64(len(batches)); i = next.Add(1) - 1 {
+					run(batches[i])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	var errs []error
+	for _, b := range batches {
+		if b.t.err != nil {
+			errs = append(errs, b.t.err)
+			b.t.err = nil
+		}
+	}
+	r.dirty = r.dirty || len(batches) > 0
+	return errors.Join(errs...)
+}
+
+// runBatch processes a task's records. With several input partitions it
+// always takes the record with the lowest timestamp next, so results do
+// not depend on how fetches were batched.
+func (r *Runtime) runBatch(t *runTask, parts []kgo.FetchTopicPartition) error {
+	heads := make([]int, len(parts))
+	n := int64(0)
+	defer func() { r.processed.Add(n) }()
+	for {
+		pick := -1
+		for i, p := range parts {
+			if heads[i] < len(p.Records) && (pick < 0 || p.Records[heads[i]].Timestamp.Before(parts[pick].Records[heads[pick]].Timestamp)) {
+				pick = i
+			}
+		}
+		if pick < 0 {
+			return nil
+		}
+		rec := parts[pick].Records[heads[pick]]
+		if err := t.Process(rec); err != nil {
+			return err // this record's offset is not marked: it is not committed
+		}
+		heads[pick]++
+		n++
+		t.next[rec.Topic] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
+	}
+}
+
+// task returns the task for id, creating it if needed. r.mu is held.
+func (r *Runtime) task(id TaskID) (*runTask, error) {
+	if t, ok := r.tasks[id]; ok {
+		return t, nil
+	}
+	t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+	if err != nil {
+		return nil, err
+	}
+	rt := &runTask{Task: t, next: make(map[string]kgo.EpochOffset)}
+	r.tasks[id] = rt
+	r.log.Info("task started", "task", id.String())
+	return rt, nil
+}
+
+// finalCommit commits what was processed before stopping, within a bound
+// so a dead cluster cannot hang shutdown.
+func (r *Runtime) finalCommit() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return r.commitLocked(ctx)
+}
+
+// commitLocked takes the lock and commits.
+func (r *Runtime) commitLocked(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.commit(ctx, nil)
+}
+
+// commit flushes every produced record, then commits the input offsets of
+// the given tasks (all when nil). r.mu is held.
+func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
+	if !r.dirty && only == nil {
+		return nil
+	}
+	if err := r.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("processor: flush before commit: %w", err)
+	}
+	if perr := r.prodErr.Load(); perr != nil {
+		return *perr
+	}
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	for id, t := range r.tasks {
+		if only != nil && !only[id] {
+			continue
+		}
+		for topic, eo := range t.next {
+			if offsets[topic] == nil {
+				offsets[topic] = make(map[int32]kgo.EpochOffset)
+			}
+			offsets[topic][id.Partition] = eo
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var commitErr error
+	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerrFor(p.ErrorCode); e != nil {
+					commitErr = errors.Join(commitErr, fmt.Errorf("topic %q partition %d: %w", t.Topic, p.Partition, e))
+				}
+			}
+		}
+	})
+	if commitErr != nil {
+		return fmt.Errorf("processor: commit offsets: %w", commitErr)
+	}
+	if only == nil {
+		r.dirty = false
+	}
+	r.commits.Add(1)
+	return nil
+}
+
+func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for topic, parts := range assigned {
+		sub, ok := r.subs[topic]
+		if !ok {
+			continue
+		}
+		for _, p := range parts {
+			if _, err := r.task(TaskID{SubTopology: sub, Partition: p}); err != nil && r.fatal == nil {
+				r.fatal = err
+			}
+		}
+	}
+	r.log.Info("tasks assigned", "assigned", assigned)
+}
+
+// onRevoked commits and closes the revoked tasks. It runs while no poll is
+// being processed (BlockRebalanceOnPoll), and on Close.
+func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := r.tasksOf(revoked)
+	if err := r.commit(ctx, ids); err != nil {
+		r.log.Error("commit on revoke failed; the next owner reprocesses from the last commit", "error", err)
+	}
+	r.closeTasks(ids)
+	r.log.Info("tasks revoked", "revoked", revoked)
+}
+
+// onLost closes tasks without committing: another member owns them now.
+func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeTasks(r.tasksOf(lost))
+	r.log.Warn("tasks lost", "lost", lost)
+}
+
+func (r *Runtime) tasksOf(parts map[string][]int32) map[TaskID]bool {
+	ids := make(map[TaskID]bool)
+	for topic, ps := range parts {
+		if sub, ok := r.subs[topic]; ok {
+			for _, p := range ps {
+				if _, running := r.tasks[TaskID{SubTopology: sub, Partition: p}]; running {
+					ids[TaskID{SubTopology: sub, Partition: p}] = true
+				}
+			}
+		}
+	}
+	return ids
+}
+
+func (r *Runtime) closeTasks(ids map[TaskID]bool) {
+	for id := range ids {
+		if t, ok := r.tasks[id]; ok {
+			if err := t.Close(); err != nil {
+				r.log.Warn("closing task", "task", id.String(), "error", err)
+			}
+			delete(r.tasks, id)
+		}
+	}
+}
+
+// shutdown leaves the group (revoking, and so committing and closing,
+// every task) and closes the client.
+func (r *Runtime) shutdown() {
+	r.cl.CloseAllowingRebalance()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	all := make(map[TaskID]bool, len(r.tasks))
+	for id := range r.tasks {
+		all[id] = true
+	}
+	r.closeTasks(all)
+}
+
+func kerrFor(code int16) error {
+	if code == 0 {
+		return nil
+	}
+	return kerr.ErrorForCode(code)
+}
