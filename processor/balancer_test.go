@@ -1,0 +1,163 @@
+package processor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func ids(subs, parts int) []TaskID {
+	var out []TaskID
+	for s := range subs {
+		for p := range parts {
+			out = append(out, TaskID{SubTopology: s, Partition: int32(p)})
+		}
+	}
+	return out
+}
+
+func counts(owner map[TaskID]int, n int) []int {
+	c := make([]int, n)
+	for _, m := range owner {
+		c[m]++
+	}
+	return c
+}
+
+func balanced(t *testing.T, owner map[TaskID]int, tasks []TaskID, n int) {
+	t.Helper()
+	if len(owner) != len(tasks) {
+		t.Fatalf("%d of %d tasks assigned", len(owner), len(tasks))
+	}
+	c := counts(owner, n)
+	lo, hi := len(tasks), 0
+	for _, x := range c {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	if hi-lo > 1 {
+		t.Fatalf("unbalanced: %v", c)
+	}
+}
+
+func TestAssignTasksBalancedAndSticky(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 200 {
+		tasks := ids(1+rng.IntN(3), 1+rng.IntN(12))
+		n := 1 + rng.IntN(6)
+		first := assignTasks(tasks, n, func(TaskID) (int, bool) { return 0, false })
+		balanced(t, first, tasks, n)
+		// Same members again: nothing moves.
+		again := assignTasks(tasks, n, func(id TaskID) (int, bool) { m, ok := first[id]; return m, ok })
+		for id, m := range first {
+			if again[id] != m {
+				t.Fatalf("trial %d: task %v moved from %d to %d with no membership change", trial, id, m, again[id])
+			}
+		}
+		// One member joins: only the minimum needed moves, and only to it.
+		joined := assignTasks(tasks, n+1, func(id TaskID) (int, bool) { m, ok := first[id]; return m, ok })
+		balanced(t, joined, tasks, n+1)
+		moved := 0
+		for id, m := range first {
+			if joined[id] != m {
+				moved++
+				if joined[id] != n {
+					t.Fatalf("trial %d: task %v moved between old members (%d→%d)", trial, id, m, joined[id])
+				}
+			}
+		}
+		if want := counts(joined, n+1)[n]; moved != want {
+			t.Fatalf("trial %d: %d tasks moved, the new member got %d", trial, moved, want)
+		}
+	}
+}
+
+// member fakes a JoinGroup member announcing its owned partitions.
+func member(b *TaskBalancer, id string, owned map[string][]int32, gen int32) kmsg.JoinGroupResponseMember {
+	m := kmsg.NewJoinGroupResponseMember()
+	m.MemberID = id
+	m.ProtocolMetadata = b.JoinGroupMetadata([]string{"app-rep-repartition", "left", "right"}, owned, gen)
+	return m
+}
+
+// copartTopology has two sub-topologies: left and right read together,
+// and a repartition topic read by the second.
+func copartTopology(t *testing.T) *Topology {
+	b := NewBuilder()
+	src := b.AddSource("src", []TopicRef{{Name: "left"}, {Name: "right"}}, "", nil)
+	b.AddSink("to-rep", &TopicRef{Name: "rep-repartition", Internal: true}, "", nil, src)
+	b.AddInternalTopic(InternalTopic{Ref: TopicRef{Name: "rep-repartition", Internal: true}})
+	b.AddSource("rep", []TopicRef{{Name: "rep-repartition", Internal: true}}, "", nil)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+func TestBalanceCoPartitions(t *testing.T) {
+	topo := copartTopology(t)
+	bal := NewTaskBalancer(topo, "app", MemberInfo{})
+	topics := map[string]int32{"left": 6, "right": 6, "app-rep-repartition": 6}
+	balance := func(members []kmsg.JoinGroupResponseMember) map[string]map[string][]int32 {
+		t.Helper()
+		gmb, _, err := bal.MemberBalancer(members)
+		if err != nil {
+			t.Fatal(err)
+		}
+		into, err := gmb.(*kgo.ConsumerBalancer).BalanceOrError(topics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return into.(*kgo.BalancePlan).AsMemberIDMap()
+	}
+	ms := []kmsg.JoinGroupResponseMember{member(bal, "a", nil, -1), member(bal, "b", nil, -1), member(bal, "c", nil, -1)}
+	plan := balance(ms)
+	owners := map[string]string{}
+	for m, assigned := range plan {
+		if fmt.Sprint(assigned["left"]) != fmt.Sprint(assigned["right"]) {
+			t.Fatalf("member %s: left %v right %v: co-partitions split", m, assigned["left"], assigned["right"])
+		}
+		if len(assigned["left"]) != 2 || len(assigned["app-rep-repartition"]) != 2 {
+			t.Fatalf("member %s got %v, want 2 partitions of each sub-topology", m, assigned)
+		}
+		for topic, ps := range assigned {
+			for _, p := range ps {
+				key := fmt.Sprint(topic, p)
+				if prev, dup := owners[key]; dup {
+					t.Fatalf("%s assigned to %s and %s", key, prev, m)
+				}
+				owners[key] = m
+			}
+		}
+	}
+	if len(owners) != 18 {
+		t.Fatalf("%d of 18 partitions assigned", len(owners))
+	}
+	// c leaves: a and b keep what they had (sticky) and split c's tasks.
+	ms2 := []kmsg.JoinGroupResponseMember{member(bal, "a", plan["a"], 1), member(bal, "b", plan["b"], 1)}
+	plan2 := balance(ms2)
+	for _, m := range []string{"a", "b"} {
+		for topic, ps := range plan[m] {
+			for _, p := range ps {
+				if !contains(plan2[m][topic], p) {
+					t.Fatalf("member %s lost %s/%d when c left", m, topic, p)
+				}
+			}
+		}
+		if fmt.Sprint(plan2[m]["left"]) != fmt.Sprint(plan2[m]["right"]) {
+			t.Fatalf("after c left, member %s: left %v right %v", m, plan2[m]["left"], plan2[m]["right"])
+		}
+	}
+}
+
+func contains(ps []int32, p int32) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
