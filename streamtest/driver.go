@@ -63,6 +63,9 @@ type topic struct {
 // New returns a driver for topo. It fails if the topology cannot be
 // planned, for example when a repartition count is invalid.
 func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
+	if topo == nil {
+		return nil, errors.New("streamtest: New: nil topology (did Build return an error?)")
+	}
 	c := cfg{appID: "streamtest", parts: make(map[string]int32), start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for _, o := range opts {
 		o(&c)
