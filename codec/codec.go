@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"unsafe"
 )
 
 // Codec encodes values of type T to bytes and decodes them back.
@@ -78,12 +79,23 @@ func (c funcCodec[T]) Decode(b []byte) (T, error) {
 
 // String returns a codec for UTF-8 strings. It does not validate UTF-8: any
 // bytes decode, as with Kafka's StringDeserializer.
+//
+// Encode does not copy: the returned bytes share the string's memory and
+// must not be modified (the Kafka client only reads them). Decode copies,
+// so a string a program keeps does not pin the fetched batch in memory.
 func String() Codec[string] { return stringCodec{} }
 
 type stringCodec struct{}
 
-func (stringCodec) Name() string                    { return "string" }
-func (stringCodec) Encode(v string) ([]byte, error) { return []byte(v), nil }
+func (stringCodec) Name() string { return "string" }
+
+func (stringCodec) Encode(v string) ([]byte, error) {
+	if v == "" {
+		return []byte{}, nil
+	}
+	return unsafe.Slice(unsafe.StringData(v), len(v)), nil
+}
+
 func (stringCodec) Decode(b []byte) (string, error) { return string(b), nil }
 
 // Bytes returns a codec that passes bytes through. Decode returns b itself,
