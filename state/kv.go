@@ -1,0 +1,391 @@
+package state
+
+import (
+	"container/list"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kappa-streams/kappa/codec"
+)
+
+// KeyValue is a typed key-value store. Stores are used by one task at a
+// time; reads from other goroutines (interactive queries) see what has been
+// flushed to the engine.
+type KeyValue[K, V any] interface {
+	// Name returns the store's name.
+	Name() string
+	// Get returns the value of key.
+	Get(key K) (V, bool, error)
+	// Put sets key to value.
+	Put(key K, value V) error
+	// Delete removes key.
+	Delete(key K) error
+	// Range calls fn for keys in [from, to) in the byte order of their
+	// encoding, until fn returns false. For ordered ranges, use a key codec
+	// whose byte order matches the key order (strings do; Int64 does for
+	// non-negative numbers).
+	Range(from, to K, fn func(key K, value V) bool) error
+	// All calls fn for every key, in the byte order of their encoding.
+	All(fn func(key K, value V) bool) error
+	// ApproximateCount estimates the number of keys.
+	ApproximateCount() (int64, error)
+}
+
+// Change is an update of a key as the cache forwards it: the new value and
+// the value forwarded before for the same key. Deleted marks a delete.
+type Change[V any] struct {
+	New, Old V
+	HasOld   bool
+	Deleted  bool
+}
+
+// Options configure a store's layers. The zero value takes the defaults.
+type Options struct {
+	// CacheSize bounds the entries held in the record cache, which
+	// deduplicates updates per key between commits. Default 10000. A
+	// negative value turns deduplication off: every update is forwarded
+	// and logged at once; writes to the engine are still batched, and
+	// entries stay cached until their batch is written.
+	CacheSize int
+}
+
+// DefaultCacheSize is the per-store, per-task cache size in entries.
+const DefaultCacheSize = 10000
+
+// Logger receives a store's changelog records: the encoded key, and the
+// encoded value or nil for a delete. It returns nothing; delivery errors
+// surface at commit.
+type Logger func(key, value []byte)
+
+// entry is one cached key.
+type entry[K, V any] struct {
+	key     K
+	kb      string // encoded key
+	value   V
+	deleted   bool // value is a pending delete
+	dirty     bool // changed since the last flush: to forward and log
+	unwritten bool // flushed into the batch, not yet in the engine
+	inEngine  bool // the engine holds the key
+	// the value last forwarded for this key, for Change.Old
+	old    V
+	hasOld bool
+	elem   *list.Element
+}
+
+// KV is the store implementation behind KeyValue: a typed, caching,
+// changelogging layer over an Engine.
+type KV[K, V any] struct {
+	name    string
+	engine  Engine
+	kc      codec.Codec[K]
+	vc      codec.Codec[V]
+	log     Logger
+	forward func(key K, c Change[V]) error
+	size    int
+	dedupe  bool
+
+	cache map[string]*entry[K, V]
+	lru   *list.List // front: most recently used
+	batch Batch      // engine writes not yet applied
+	// entries whose changes are in batch
+	pending []*entry[K, V]
+}
+
+// NewKV layers a typed store over engine. log may be nil for a store
+// without a changelog; forward, when set, receives every flushed change
+// (the DSL uses it to emit aggregation results downstream).
+func NewKV[K, V any](name string, engine Engine, kc codec.Codec[K], vc codec.Codec[V], o Options,
+	log Logger, forward func(key K, c Change[V]) error,
+) *KV[K, V] {
+	s := &KV[K, V]{name: name, engine: engine, kc: kc, vc: vc, log: log, forward: forward,
+		size: o.CacheSize, dedupe: o.CacheSize >= 0, cache: make(map[string]*entry[K, V]), lru: list.New()}
+	if s.size <= 0 {
+		s.size = DefaultCacheSize
+	}
+	return s
+}
+
+// Name implements KeyValue.
+func (s *KV[K, V]) Name() string { return s.name }
+
+// Engine returns the store's engine.
+func (s *KV[K, V]) Engine() Engine { return s.engine }
+
+func (s *KV[K, V]) encodeKey(key K) ([]byte, error) {
+	kb, err := s.kc.Encode(key)
+	if err != nil {
+		return nil, fmt.Errorf("state: store %q: %w", s.name, err)
+	}
+	return kb, nil
+}
+
+// lookup returns the cached entry for kb, loading it from the engine.
+func (s *KV[K, V]) lookup(key K, kb []byte) (*entry[K, V], error) {
+	if e, ok := s.cache[string(kb)]; ok {
+		s.lru.MoveToFront(e.elem)
+		return e, nil
+	}
+	raw, ok, err := s.engine.Get(kb)
+	if err != nil {
+		return nil, fmt.Errorf("state: store %q: %w", s.name, err)
+	}
+	e := &entry[K, V]{key: key, kb: string(kb), deleted: !ok, inEngine: ok}
+	if ok {
+		if e.value, err = s.vc.Decode(raw); err != nil {
+			return nil, fmt.Errorf("state: store %q: %w", s.name, err)
+		}
+		e.old, e.hasOld = e.value, true
+	}
+	e.elem = s.lru.PushFront(e)
+	s.cache[e.kb] = e
+	return e, nil
+}
+
+// Get implements KeyValue.
+func (s *KV[K, V]) Get(key K) (V, bool, error) {
+	var zero V
+	kb, err := s.encodeKey(key)
+	if err != nil {
+		return zero, false, err
+	}
+	e, err := s.lookup(key, kb)
+	if err != nil || e.deleted {
+		return zero, false, err
+	}
+	v := e.value
+	return v, true, s.evict()
+}
+
+// Put implements KeyValue.
+func (s *KV[K, V]) Put(key K, value V) error { return s.write(key, value, false) }
+
+// Delete implements KeyValue.
+func (s *KV[K, V]) Delete(key K) error {
+	var zero V
+	return s.write(key, zero, true)
+}
+
+func (s *KV[K, V]) write(key K, value V, del bool) error {
+	kb, err := s.encodeKey(key)
+	if err != nil {
+		return err
+	}
+	e, err := s.lookup(key, kb)
+	if err != nil {
+		return err
+	}
+	if del && e.deleted && !e.dirty {
+		return nil // deleting a missing key changes nothing
+	}
+	e.key, e.value, e.deleted, e.dirty = key, value, del, true
+	if !s.dedupe {
+		return s.flushEntries([]*entry[K, V]{e})
+	}
+	return s.evict()
+}
+
+// evict flushes and drops the least recently used entries once the cache
+// is over its size, a tenth of the cache at a time so engine writes stay
+// batched.
+func (s *KV[K, V]) evict() error {
+	if len(s.cache) <= s.size {
+		return nil
+	}
+	n := max(1, s.size/10)
+	victims := make([]*entry[K, V], 0, n)
+	for el := s.lru.Back(); el != nil && len(victims) < n; el = el.Prev() {
+		victims = append(victims, el.Value.(*entry[K, V]))
+	}
+	if err := s.flushEntries(victims); err != nil {
+		return err
+	}
+	if err := s.writeBatch(); err != nil {
+		return err
+	}
+	for _, e := range victims {
+		s.lru.Remove(e.elem)
+		delete(s.cache, e.kb)
+	}
+	return nil
+}
+
+// flushEntries forwards, logs and batches the dirty entries among es.
+func (s *KV[K, V]) flushEntries(es []*entry[K, V]) error {
+	for _, e := range es {
+		if !e.dirty {
+			continue
+		}
+		kb := []byte(e.kb)
+		var vb []byte
+		if e.deleted {
+			s.batch.Delete(kb)
+		} else {
+			var err error
+			if vb, err = s.vc.Encode(e.value); err != nil {
+				return fmt.Errorf("state: store %q: %w", s.name, err)
+			}
+			s.batch.Put(kb, vb)
+		}
+		if s.log != nil {
+			s.log(kb, vb)
+		}
+		if !e.unwritten {
+			s.pending = append(s.pending, e)
+		}
+		e.dirty, e.unwritten = false, true
+		if s.forward != nil {
+			c := Change[V]{New: e.value, Old: e.old, HasOld: e.hasOld, Deleted: e.deleted}
+			if err := s.forward(e.key, c); err != nil {
+				return err
+			}
+		}
+		e.old, e.hasOld = e.value, !e.deleted
+	}
+	return nil
+}
+
+func (s *KV[K, V]) writeBatch() error {
+	if s.batch.Len() == 0 && len(s.batch.meta) == 0 {
+		return nil
+	}
+	err := s.engine.Write(&s.batch)
+	s.batch.Reset()
+	if err != nil {
+		return fmt.Errorf("state: store %q: %w", s.name, err)
+	}
+	for _, e := range s.pending {
+		e.unwritten, e.inEngine = false, !e.deleted
+	}
+	clear(s.pending)
+	s.pending = s.pending[:0]
+	return nil
+}
+
+// Flush forwards and logs every dirty entry. The engine write waits for
+// Commit, so it can carry the changelog offset the data corresponds to.
+func (s *KV[K, V]) Flush() error {
+	es := make([]*entry[K, V], 0, len(s.cache))
+	for el := s.lru.Back(); el != nil; el = el.Prev() {
+		es = append(es, el.Value.(*entry[K, V]))
+	}
+	return s.flushEntries(es)
+}
+
+// Commit writes the flushed data to the engine in one batch, with meta
+// (the changelog position) when given. Without deduplication the cache is
+// dropped here, since it only held entries until their engine write.
+func (s *KV[K, V]) Commit(meta map[string][]byte) error {
+	for k, v := range meta {
+		s.batch.SetMeta(k, v)
+	}
+	if err := s.writeBatch(); err != nil {
+		return err
+	}
+	if !s.dedupe {
+		clear(s.cache)
+		s.lru.Init()
+	}
+	return nil
+}
+
+// Range implements KeyValue.
+func (s *KV[K, V]) Range(from, to K, fn func(K, V) bool) error {
+	start, err := s.encodeKey(from)
+	if err != nil {
+		return err
+	}
+	end, err := s.encodeKey(to)
+	if err != nil {
+		return err
+	}
+	return s.scan(start, end, fn)
+}
+
+// All implements KeyValue.
+func (s *KV[K, V]) All(fn func(K, V) bool) error { return s.scan(nil, nil, fn) }
+
+// ApproximateCount implements KeyValue: the engine's count, plus keys
+// created and minus keys deleted in the cache since.
+func (s *KV[K, V]) ApproximateCount() (int64, error) {
+	n, err := s.engine.ApproximateCount()
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range s.cache {
+		if !e.dirty && !e.unwritten {
+			continue
+		}
+		switch {
+		case e.deleted && e.inEngine:
+			n--
+		case !e.deleted && !e.inEngine:
+			n++
+		}
+	}
+	return n, nil
+}
+
+// scan merges the engine's entries in [start, end) with the cache's
+// changes that have not reached the engine yet, in key order.
+func (s *KV[K, V]) scan(start, end []byte, fn func(K, V) bool) error {
+	var overlay []*entry[K, V]
+	for _, e := range s.cache {
+		if (e.dirty || e.unwritten) && (start == nil || e.kb >= string(start)) && (end == nil || e.kb < string(end)) {
+			overlay = append(overlay, e)
+		}
+	}
+	slices.SortFunc(overlay, func(a, b *entry[K, V]) int { return strings.Compare(a.kb, b.kb) })
+	stopped := false
+	// emit sends overlay entries before key (all when key is nil).
+	emit := func(key []byte) {
+		for len(overlay) > 0 && !stopped && (key == nil || overlay[0].kb < string(key)) {
+			e := overlay[0]
+			overlay = overlay[1:]
+			if !e.deleted && !fn(e.key, e.value) {
+				stopped = true
+			}
+		}
+	}
+	var decodeErr error
+	err := s.engine.Range(start, end, func(kb, vb []byte) bool {
+		emit(kb)
+		if stopped {
+			return false
+		}
+		if len(overlay) > 0 && overlay[0].kb == string(kb) {
+			e := overlay[0]
+			overlay = overlay[1:]
+			if !e.deleted && !fn(e.key, e.value) {
+				stopped = true
+			}
+			return !stopped
+		}
+		k, err := s.kc.Decode(kb)
+		if err == nil {
+			var v V
+			if v, err = s.vc.Decode(vb); err == nil {
+				stopped = !fn(k, v)
+				return !stopped
+			}
+		}
+		decodeErr = fmt.Errorf("state: store %q: %w", s.name, err)
+		return false
+	})
+	if err != nil {
+		return fmt.Errorf("state: store %q: %w", s.name, err)
+	}
+	if decodeErr != nil {
+		return decodeErr
+	}
+	emit(nil)
+	return nil
+}
+
+// Close drops the cache without flushing and closes the engine. Flush and
+// Commit first to keep changes.
+func (s *KV[K, V]) Close() error {
+	clear(s.cache)
+	s.lru.Init()
+	return s.engine.Close()
+}

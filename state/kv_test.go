@@ -1,0 +1,152 @@
+package state
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kappa-streams/kappa/codec"
+)
+
+// TestKVAgainstModel drives a store with seeded random operations, flushes
+// and commits, at several cache sizes on both engines, and checks reads,
+// ranges, the changelog and the forwarded changes against a map.
+func TestKVAgainstModel(t *testing.T) {
+	for engName, open := range engines(t) {
+		for _, size := range []int{-1, 1, 7, 0} {
+			t.Run(fmt.Sprintf("%s/cache=%d", engName, size), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(size+10), 3))
+				eng := open()
+				defer eng.Close()
+				model := map[string]int64{}
+				changelog := map[string]string{} // compacted view of what was logged
+				lastFwd := map[string]int64{}    // last forwarded value per key
+				fwdDeleted := map[string]bool{}
+				var s *KV[string, int64]
+				s = NewKV("counts", eng, codec.String(), codec.Int64(), Options{CacheSize: size},
+					func(k, v []byte) {
+						if v == nil {
+							delete(changelog, string(k))
+						} else {
+							n, _ := codec.Int64().Decode(v)
+							changelog[string(k)] = fmt.Sprint(n)
+						}
+					},
+					func(k string, c Change[int64]) error {
+						prev, had := lastFwd[k]
+						if fwdDeleted[k] {
+							had = false
+						}
+						if c.HasOld != had || (had && c.Old != prev) {
+							t.Fatalf("key %s: forwarded Old=%d/%v, but last forwarded %d/%v", k, c.Old, c.HasOld, prev, had)
+						}
+						lastFwd[k], fwdDeleted[k] = c.New, c.Deleted
+						return nil
+					})
+				for step := range 3000 {
+					k := fmt.Sprintf("k%02d", rng.IntN(40))
+					switch op := rng.IntN(10); {
+					case op < 5:
+						v, ok, err := s.Get(k)
+						mv, mok := model[k]
+						if err != nil || ok != mok || v != mv {
+							t.Fatalf("step %d: Get(%s) = %d %v %v, want %d %v", step, k, v, ok, err, mv, mok)
+						}
+					case op < 8:
+						v := rng.Int64N(1000)
+						if err := s.Put(k, v); err != nil {
+							t.Fatal(err)
+						}
+						model[k] = v
+					case op < 9:
+						if err := s.Delete(k); err != nil {
+							t.Fatal(err)
+						}
+						delete(model, k)
+					default:
+						if rng.IntN(2) == 0 {
+							if err := s.Flush(); err != nil {
+								t.Fatal(err)
+							}
+							if err := s.Commit(map[string][]byte{"offset": []byte(fmt.Sprint(step))}); err != nil {
+								t.Fatal(err)
+							}
+						} else {
+							checkRange(t, s, model, fmt.Sprintf("k%02d", rng.IntN(40)), fmt.Sprintf("k%02d", rng.IntN(40)))
+						}
+					}
+				}
+				checkRange(t, s, model, "", "\xff")
+				if n, _ := s.ApproximateCount(); n != int64(len(model)) {
+					t.Fatalf("ApproximateCount %d, want %d", n, len(model))
+				}
+				s.Flush()
+				s.Commit(nil)
+				want := map[string]string{}
+				for k, v := range model {
+					want[k] = fmt.Sprint(v)
+				}
+				if !maps.Equal(changelog, want) {
+					t.Fatalf("compacted changelog differs from the model:\n got %v\nwant %v", changelog, want)
+				}
+				for k, v := range model {
+					if fwdDeleted[k] || lastFwd[k] != v {
+						t.Fatalf("key %s: last forwarded %d (deleted %v), want %d", k, lastFwd[k], fwdDeleted[k], v)
+					}
+				}
+				// A fresh store over the same engine sees the committed data.
+				s2 := NewKV("counts", eng, codec.String(), codec.Int64(), Options{}, nil, nil)
+				checkRange(t, s2, model, "", "\xff")
+			})
+		}
+	}
+}
+
+func checkRange(t *testing.T, s *KV[string, int64], model map[string]int64, from, to string) {
+	t.Helper()
+	var want []string
+	for k, v := range model {
+		if k >= from && k < to {
+			want = append(want, fmt.Sprint(k, "=", v))
+		}
+	}
+	sortStrings(want)
+	var got []string
+	if err := s.Range(from, to, func(k string, v int64) bool { got = append(got, fmt.Sprint(k, "=", v)); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Range(%q, %q):\n got %v\nwant %v", from, to, got, want)
+	}
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func TestKVDedupesBetweenFlushes(t *testing.T) {
+	var forwarded []string
+	s := NewKV("s", NewMemory(), codec.String(), codec.Int64(), Options{}, nil,
+		func(k string, c Change[int64]) error { forwarded = append(forwarded, fmt.Sprint(k, c.New)); return nil })
+	for i := range 5 {
+		s.Put("a", int64(i))
+	}
+	s.Flush()
+	if fmt.Sprint(forwarded) != "[a4]" {
+		t.Fatalf("cached store forwarded %v, want one update", forwarded)
+	}
+	forwarded = nil
+	s2 := NewKV("s", NewMemory(), codec.String(), codec.Int64(), Options{CacheSize: -1}, nil,
+		func(k string, c Change[int64]) error { forwarded = append(forwarded, fmt.Sprint(k, c.New)); return nil })
+	for i := range 3 {
+		s2.Put("a", int64(i))
+	}
+	if fmt.Sprint(forwarded) != "[a0 a1 a2]" {
+		t.Fatalf("uncached store forwarded %v, want every update", forwarded)
+	}
+}
