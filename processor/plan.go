@@ -108,6 +108,9 @@ func (t *Topology) Plan(appID string, external map[string]int32) (*Plan, error) 
 	}
 	for _, it := range t.internal {
 		name := it.Ref.Resolve(appID)
+		if it.Store != "" {
+			p.Partitions[name] = p.Tasks[t.storeSub[it.Store]]
+		}
 		p.Internal = append(p.Internal, InternalTopic{Ref: TopicRef{Name: name}, Partitions: p.Partitions[name], Configs: it.Configs})
 	}
 	dlq := DLQTopic(appID)

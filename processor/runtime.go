@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -35,6 +37,9 @@ type RuntimeConfig struct {
 	// died without leaving keeps its tasks. Default 45s (Kafka's default).
 	SessionTimeout time.Duration
 	Member         MemberInfo
+	// StateDir is the root of persistent stores. Default: a "kappa"
+	// directory under the system temp dir.
+	StateDir string
 	// OnBalance, when set, sees each assignment this member computes as
 	// group leader.
 	OnBalance func(map[string][]TaskID)
@@ -55,6 +60,8 @@ type Runtime struct {
 	env  *TaskEnv
 	subs map[string]int // resolved input topic → sub-topology
 
+	restoring sync.WaitGroup
+
 	mu      sync.Mutex // held while processing a poll, committing, or rebalancing
 	tasks   map[TaskID]*runTask
 	dirty   bool // processed records since the last commit
@@ -66,7 +73,14 @@ type Runtime struct {
 }
 
 type runTask struct {
-	*Task
+	*Task // nil until opened
+	id    TaskID
+	// ready is set once the task is open and its stores restored; until
+	// then its partitions are paused.
+	ready  bool
+	cancel context.CancelFunc // stops a restore in progress
+	// backlog holds records polled before the task was ready.
+	backlog []kgo.FetchTopicPartition
 	// next holds, per input topic, the offset after the last record
 	// processed, to commit.
 	next map[string]kgo.EpochOffset
@@ -96,6 +110,9 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(os.TempDir(), "kappa")
 	}
 	appID := cfg.Plan.AppID
 	r := &Runtime{
@@ -138,6 +155,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		Partitions: r.partitions,
 		OnError:    cfg.OnError,
 		Logger:     cfg.Logger,
+		StateDir:   cfg.StateDir,
 	}
 	return r, nil
 }
@@ -253,6 +271,23 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 	}
 	var batches []*batch
 	byTask := make(map[TaskID]*batch)
+	add := func(t *runTask, p kgo.FetchTopicPartition) {
+		b := byTask[t.id]
+		if b == nil {
+			b = &batch{t: t}
+			byTask[t.id] = b
+			batches = append(batches, b)
+		}
+		b.parts = append(b.parts, p)
+	}
+	for _, t := range r.tasks {
+		if t.ready && len(t.backlog) > 0 {
+			for _, p := range t.backlog {
+				add(t, p)
+			}
+			t.backlog = nil
+		}
+	}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		if len(p.Records) == 0 {
 			return
@@ -261,23 +296,18 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 		if !ok {
 			return
 		}
-		id := TaskID{SubTopology: sub, Partition: p.Partition}
-		b := byTask[id]
-		if b == nil {
-			t, err := r.task(id)
-			if err != nil {
-				r.fatal = err
-				return
-			}
-			b = &batch{t: t}
-			byTask[id] = b
-			batches = append(batches, b)
+		t, ok := r.tasks[TaskID{SubTopology: sub, Partition: p.Partition}]
+		if !ok {
+			// Records of a partition not (or no longer) ours; the
+			// client drops them on revoke, so this is a race to ignore.
+			return
 		}
-		b.parts = append(b.parts, p)
+		if !t.ready {
+			t.backlog = append(t.backlog, p)
+			return
+		}
+		add(t, p)
 	})
-	if r.fatal != nil {
-		return r.fatal
-	}
 	run := func(b *batch) { b.t.err = r.runBatch(b.t, b.parts) }
 	if len(batches) == 1 || r.cfg.Workers == 1 {
 		for _, b := range batches {
@@ -333,19 +363,172 @@ func (r *Runtime) runBatch(t *runTask, parts []kgo.FetchTopicPartition) error {
 	}
 }
 
-// task returns the task for id, creating it if needed. r.mu is held.
-func (r *Runtime) task(id TaskID) (*runTask, error) {
-	if t, ok := r.tasks[id]; ok {
-		return t, nil
+// assign starts the task id. A task without stores opens at once; one with
+// stores has its partitions paused while a goroutine opens and restores it,
+// so restoring never holds up polling, heartbeats or other tasks. r.mu is
+// held.
+func (r *Runtime) assign(id TaskID) {
+	if _, ok := r.tasks[id]; ok {
+		return
 	}
-	t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
-	if err != nil {
-		return nil, err
-	}
-	rt := &runTask{Task: t, next: make(map[string]kgo.EpochOffset)}
+	rt := &runTask{id: id, next: make(map[string]kgo.EpochOffset)}
 	r.tasks[id] = rt
-	r.log.Info("task started", "task", id.String())
-	return rt, nil
+	if len(r.cfg.Topology.subs[id.SubTopology].Stores) == 0 {
+		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		rt.Task, rt.ready = t, true
+		r.log.Info("task started", "task", id.String())
+		return
+	}
+	parts := r.partitionsOf(id)
+	r.cl.PauseFetchPartitions(parts)
+	ctx, cancel := context.WithCancel(context.Background())
+	rt.cancel = cancel
+	r.restoring.Add(1)
+	go func() {
+		defer r.restoring.Done()
+		t, err := r.openAndRestore(ctx, id)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.tasks[id] != rt || ctx.Err() != nil {
+			if t != nil {
+				t.Close() // revoked while restoring
+			}
+			return
+		}
+		if err != nil {
+			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
+			return
+		}
+		rt.Task, rt.ready, rt.cancel = t, true, nil
+		r.cl.ResumeFetchPartitions(parts)
+		r.log.Info("task started", "task", id.String(), "restored", t.stats.Restored.Load())
+	}()
+}
+
+// openAndRestore opens a task, waiting for its state directory if the
+// previous owner on this machine still holds it, and restores its stores.
+func (r *Runtime) openAndRestore(ctx context.Context, id TaskID) (*Task, error) {
+	backoff := 10 * time.Millisecond
+	for {
+		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+		if err == nil {
+			if err := t.Restore(ctx, r); err != nil {
+				t.Close()
+				return nil, err
+			}
+			return t, nil
+		}
+		if !errors.Is(err, ErrTaskLocked) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// fail records a fatal error; the run loop returns it. r.mu is held.
+func (r *Runtime) fail(err error) {
+	if r.fatal == nil {
+		r.fatal = err
+	}
+}
+
+// partitionsOf returns the input partitions of a task.
+func (r *Runtime) partitionsOf(id TaskID) map[string][]int32 {
+	parts := make(map[string][]int32)
+	for _, ref := range r.cfg.Topology.subs[id.SubTopology].Sources {
+		topic := ref.Resolve(r.cfg.Plan.AppID)
+		if id.Partition < r.cfg.Plan.Partitions[topic] {
+			parts[topic] = []int32{id.Partition}
+		}
+	}
+	return parts
+}
+
+// ReadChangelog implements ChangelogReader with a short-lived client that
+// reads one partition directly, outside the group.
+func (r *Runtime) ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*RawRecord) error) (int64, error) {
+	end, err := r.endOffset(ctx, topic, partition)
+	if err != nil {
+		return from, err
+	}
+	if from >= end {
+		return from, nil
+	}
+	cl, err := kgo.NewClient(append(slices.Clone(r.cfg.ClientOpts),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
+	)...)
+	if err != nil {
+		return from, err
+	}
+	defer cl.Close()
+	next := from
+	for next < end {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return next, err
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return next, ferr
+		}
+		var applyErr error
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if applyErr != nil || len(p.Records) == 0 {
+				return
+			}
+			recs := p.Records
+			if i := slices.IndexFunc(recs, func(rec *kgo.Record) bool { return rec.Offset >= end }); i >= 0 {
+				recs = recs[:i]
+			}
+			if len(recs) > 0 {
+				applyErr = apply(recs)
+				next = recs[len(recs)-1].Offset + 1
+			}
+			if len(recs) < len(p.Records) {
+				next = end
+			}
+		})
+		if applyErr != nil {
+			return next, applyErr
+		}
+	}
+	return next, nil
+}
+
+func (r *Runtime) endOffset(ctx context.Context, topic string, partition int32) (int64, error) {
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition = partition
+	rp.Timestamp = -1 // latest
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, r.cl)
+	if err != nil {
+		return 0, fmt.Errorf("end offset of %s/%d: %w", topic, partition, err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerrFor(p.ErrorCode); err != nil {
+				return 0, fmt.Errorf("end offset of %s/%d: %w", topic, partition, err)
+			}
+			return p.Offset, nil
+		}
+	}
+	return 0, fmt.Errorf("end offset of %s/%d: no answer", topic, partition)
 }
 
 // finalCommit commits what was processed before stopping, within a bound
@@ -369,17 +552,35 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	if !r.dirty && only == nil {
 		return nil
 	}
+	var tasks []*runTask
+	for id, t := range r.tasks {
+		if t.ready && (only == nil || only[id]) {
+			tasks = append(tasks, t)
+		}
+	}
+	// 1. Flush caches: changes go downstream and to the changelogs.
+	for _, t := range tasks {
+		if err := t.FlushStores(); err != nil {
+			return fmt.Errorf("processor: task %s: flush stores: %w", t.id, err)
+		}
+	}
+	// 2. Every output and changelog record acknowledged.
 	if err := r.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("processor: flush before commit: %w", err)
 	}
 	if perr := r.prodErr.Load(); perr != nil {
 		return *perr
 	}
-	offsets := make(map[string]map[int32]kgo.EpochOffset)
-	for id, t := range r.tasks {
-		if only != nil && !only[id] {
-			continue
+	// 3. Local stores written, with the changelog offsets they reach.
+	for _, t := range tasks {
+		if err := t.CommitStores(); err != nil {
+			return fmt.Errorf("processor: task %s: commit stores: %w", t.id, err)
 		}
+	}
+	// 4. Input offsets.
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	for _, t := range tasks {
+		id := t.id
 		for topic, eo := range t.next {
 			if offsets[topic] == nil {
 				offsets[topic] = make(map[int32]kgo.EpochOffset)
@@ -387,31 +588,40 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 			offsets[topic][id.Partition] = eo
 		}
 	}
-	if len(offsets) == 0 {
-		return nil
-	}
 	var commitErr error
-	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			commitErr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if e := kerrFor(p.ErrorCode); e != nil {
-					commitErr = errors.Join(commitErr, fmt.Errorf("topic %q partition %d: %w", t.Topic, p.Partition, e))
-				}
-			}
-		}
-	})
+	if len(offsets) > 0 {
+		r.commitOffsets(ctx, offsets, &commitErr)
+	}
 	if commitErr != nil {
 		return fmt.Errorf("processor: commit offsets: %w", commitErr)
+	}
+	// 5. Checkpoints.
+	for _, t := range tasks {
+		if err := t.Checkpoint(); err != nil {
+			r.log.Warn("checkpoint not written; the next restore starts earlier", "task", t.id.String(), "error", err)
+		}
 	}
 	if only == nil {
 		r.dirty = false
 	}
 	r.commits.Add(1)
 	return nil
+}
+
+func (r *Runtime) commitOffsets(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset, commitErr *error) {
+	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			*commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerrFor(p.ErrorCode); e != nil {
+					*commitErr = errors.Join(*commitErr, fmt.Errorf("topic %q partition %d: %w", t.Topic, p.Partition, e))
+				}
+			}
+		}
+	})
 }
 
 func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -423,9 +633,7 @@ func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[stri
 			continue
 		}
 		for _, p := range parts {
-			if _, err := r.task(TaskID{SubTopology: sub, Partition: p}); err != nil && r.fatal == nil {
-				r.fatal = err
-			}
+			r.assign(TaskID{SubTopology: sub, Partition: p})
 		}
 	}
 	r.log.Info("tasks assigned", "assigned", assigned)
@@ -468,11 +676,18 @@ func (r *Runtime) tasksOf(parts map[string][]int32) map[TaskID]bool {
 
 func (r *Runtime) closeTasks(ids map[TaskID]bool) {
 	for id := range ids {
-		if t, ok := r.tasks[id]; ok {
+		t, ok := r.tasks[id]
+		if !ok {
+			continue
+		}
+		delete(r.tasks, id)
+		if t.cancel != nil {
+			t.cancel() // the restore goroutine closes what it opened
+		}
+		if t.Task != nil {
 			if err := t.Close(); err != nil {
 				r.log.Warn("closing task", "task", id.String(), "error", err)
 			}
-			delete(r.tasks, id)
 		}
 	}
 }
@@ -488,6 +703,9 @@ func (r *Runtime) shutdown() {
 		all[id] = true
 	}
 	r.closeTasks(all)
+	r.mu.Unlock()
+	r.restoring.Wait()
+	r.mu.Lock()
 }
 
 func kerrFor(code int16) error {

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kappa-streams/kappa/state"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -54,6 +56,17 @@ type TaskEnv struct {
 	Partitions func(topic string) (int32, error)
 	OnError    ErrorPolicy
 	Logger     *slog.Logger
+	// StateDir is the root of persistent stores. Empty keeps every store
+	// in memory (streamtest does).
+	StateDir string
+}
+
+// ChangelogReader reads a changelog partition for restoration.
+type ChangelogReader interface {
+	// ReadChangelog calls apply with batches of the records of topic's
+	// partition, from offset from up to the partition's end as of the
+	// call. It returns the offset after the last record read.
+	ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*RawRecord) error) (next int64, err error)
 }
 
 // DLQTopic returns the dead-letter topic of application appID.
@@ -111,6 +124,9 @@ type TaskStats struct {
 	Processed   atomic.Int64 // input records processed without error
 	DeadLetters atomic.Int64 // input records sent to the dead-letter topic
 	Produced    atomic.Int64 // records sent to output topics
+	Restored    atomic.Int64 // changelog records applied while restoring
+	// RestoreTotal is the changelog records the current restore expects.
+	RestoreTotal atomic.Int64
 }
 
 // Task runs one partition of one sub-topology: it owns an instance of every
@@ -126,6 +142,9 @@ type Task struct {
 	rr     uint32 // round robin for records without a key
 	closer []func() error
 	stats  TaskStats
+	dir    *state.TaskDir
+	stores map[string]*taskStore
+	order  []string // store names in open order
 	// streamTime is the largest record timestamp seen, in Unix ms.
 	streamTime int64
 }
@@ -147,6 +166,10 @@ func NewTask(topo *Topology, sub int, partition int32, env *TaskEnv) (*Task, err
 	}
 	t.log = log.With("task", t.ID.String())
 	s := topo.subs[sub]
+	if err := t.openStores(s.Stores); err != nil {
+		t.Close()
+		return nil, err
+	}
 	inst := make(map[*Node]any, len(s.Nodes))
 	// Children before parents: reverse creation order.
 	for i := len(s.Nodes) - 1; i >= 0; i-- {
@@ -305,5 +328,18 @@ func (t *Task) Close() error {
 		errs = append(errs, t.closer[i]())
 	}
 	t.closer = nil
+	for i := len(t.order) - 1; i >= 0; i-- {
+		ts := t.stores[t.order[i]]
+		if ts.store != nil {
+			errs = append(errs, ts.store.Close())
+		} else {
+			errs = append(errs, ts.engine.Close())
+		}
+	}
+	t.stores, t.order = nil, nil
+	if t.dir != nil {
+		errs = append(errs, t.dir.Close())
+		t.dir = nil
+	}
 	return errors.Join(errs...)
 }

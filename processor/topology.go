@@ -80,7 +80,8 @@ type Node struct {
 	Dynamic  bool       // a sink that picks its topic per record
 	Parents  []*Node
 	Children []*Node
-	Codecs   string // "key codec / value codec", for Describe
+	Codecs   string   // "key codec / value codec", for Describe
+	Stores   []string // state stores the node uses
 	factory  Factory
 	sub      int
 	order    int
@@ -93,11 +94,15 @@ type SubTopology struct {
 	Nodes   []*Node    // in topological order
 	Sources []TopicRef // input topics, in order of first use
 	Sinks   []TopicRef // static output topics
+	Stores  []*StoreSpec
 }
 
 // InternalTopic is a topic the application creates and owns.
 type InternalTopic struct {
 	Ref TopicRef
+	// Store is set for a changelog topic: the store it backs. A changelog
+	// has one partition per task of the store's sub-topology.
+	Store string
 	// Partitions is the partition count; 0 means the largest partition
 	// count among the inputs of the sub-topology that writes it.
 	Partitions int32
@@ -111,11 +116,14 @@ type Builder struct {
 	nodes    []*Node
 	byName   map[string]*Node
 	internal []InternalTopic
+	stores   map[string]*StoreSpec
 	errs     []error
 }
 
 // NewBuilder returns an empty Builder.
-func NewBuilder() *Builder { return &Builder{byName: make(map[string]*Node)} }
+func NewBuilder() *Builder {
+	return &Builder{byName: make(map[string]*Node), stores: make(map[string]*StoreSpec)}
+}
 
 // Errorf records a problem to be returned by Build.
 func (b *Builder) Errorf(format string, args ...any) {
@@ -192,6 +200,36 @@ func (b *Builder) AddInternalTopic(t InternalTopic) {
 	b.internal = append(b.internal, t)
 }
 
+// AddStore declares a state store used by the given nodes. A store with
+// logging gets the compacted changelog topic "<app>-<name>-changelog".
+func (b *Builder) AddStore(spec StoreSpec, users ...*Node) {
+	if spec.Name == "" {
+		b.Errorf("state store: empty name")
+		return
+	}
+	if _, dup := b.stores[spec.Name]; dup {
+		b.Errorf("state store %q: name used twice; name one of them differently", spec.Name)
+		return
+	}
+	sp := spec
+	b.stores[spec.Name] = &sp
+	for _, n := range users {
+		n.Stores = append(n.Stores, spec.Name)
+	}
+	if spec.Logging {
+		configs := map[string]string{"cleanup.policy": "compact"}
+		for k, v := range spec.ChangelogConfigs {
+			configs[k] = v
+		}
+		b.internal = append(b.internal, InternalTopic{Ref: ChangelogRef(spec.Name), Store: spec.Name, Configs: configs})
+	}
+}
+
+// ChangelogRef names the changelog topic of a store.
+func ChangelogRef(store string) TopicRef {
+	return TopicRef{Name: store + "-changelog", Internal: true}
+}
+
 // Topology is a validated, immutable graph of sub-topologies. One Topology
 // can run in many App instances at once.
 type Topology struct {
@@ -199,6 +237,8 @@ type Topology struct {
 	subs     []*SubTopology
 	internal []InternalTopic
 	bySource map[TopicRef]int // input topic → sub-topology
+	stores   map[string]*StoreSpec
+	storeSub map[string]int // store → the sub-topology using it
 }
 
 // Build validates the graph and splits it into sub-topologies. It returns
@@ -228,7 +268,8 @@ func (b *Builder) Build() (*Topology, error) {
 			parent[find(n.order)] = find(p.order)
 		}
 	}
-	t := &Topology{nodes: b.nodes, internal: b.internal, bySource: make(map[TopicRef]int)}
+	t := &Topology{nodes: b.nodes, internal: b.internal, bySource: make(map[TopicRef]int),
+		stores: b.stores, storeSub: make(map[string]int)}
 	subOf := make(map[int]*SubTopology)
 	for _, n := range b.nodes { // creation order is topological order
 		root := find(n.order)
@@ -240,6 +281,16 @@ func (b *Builder) Build() (*Topology, error) {
 		}
 		n.sub = s.ID
 		s.Nodes = append(s.Nodes, n)
+		for _, name := range n.Stores {
+			if other, ok := t.storeSub[name]; ok && other != s.ID {
+				errs = append(errs, fmt.Errorf("state store %q: used by node %q in sub-topology %d and by sub-topology %d; a store belongs to one sub-topology", name, n.Name, s.ID, other))
+				continue
+			}
+			if _, ok := t.storeSub[name]; !ok {
+				t.storeSub[name] = s.ID
+				s.Stores = append(s.Stores, b.stores[name])
+			}
+		}
 		switch n.Kind {
 		case KindSource:
 			for _, ref := range n.Topics {
@@ -263,8 +314,13 @@ func (b *Builder) Build() (*Topology, error) {
 			errs = append(errs, fmt.Errorf("sub-topology %d (node %q): no source", s.ID, s.Nodes[0].Name))
 		}
 	}
+	for name := range b.stores {
+		if _, ok := t.storeSub[name]; !ok {
+			errs = append(errs, fmt.Errorf("state store %q: no node uses it", name))
+		}
+	}
 	for _, it := range t.internal {
-		if _, ok := t.bySource[it.Ref]; !ok {
+		if _, ok := t.bySource[it.Ref]; !ok && it.Store == "" {
 			errs = append(errs, fmt.Errorf("internal topic %q: nothing reads it", it.Ref))
 		}
 	}
@@ -279,6 +335,12 @@ func (t *Topology) SubTopologies() []*SubTopology { return t.subs }
 
 // InternalTopics returns the topics the application creates.
 func (t *Topology) InternalTopics() []InternalTopic { return t.internal }
+
+// Store returns the spec of a state store and its sub-topology.
+func (t *Topology) Store(name string) (*StoreSpec, int, bool) {
+	sp, ok := t.stores[name]
+	return sp, t.storeSub[name], ok
+}
 
 // SubTopologyOf returns the sub-topology reading topic ref.
 func (t *Topology) SubTopologyOf(ref TopicRef) (int, bool) {
@@ -305,6 +367,9 @@ func (t *Topology) Describe() string {
 				}
 			default:
 				fmt.Fprintf(&sb, "    Processor: %s", n.Name)
+				if len(n.Stores) > 0 {
+					fmt.Fprintf(&sb, " (stores: [%s])", strings.Join(n.Stores, ", "))
+				}
 			}
 			if n.Codecs != "" {
 				fmt.Fprintf(&sb, " (codecs: %s)", n.Codecs)

@@ -1,0 +1,35 @@
+package processor
+
+import (
+	"github.com/kappa-streams/kappa/state"
+)
+
+// StoreSpec declares a state store of a topology.
+type StoreSpec struct {
+	Name string
+	// InMemory selects the memory engine instead of LevelDB. Its data is
+	// rebuilt from the changelog whenever its task opens.
+	InMemory bool
+	// Logging backs the store with the compacted changelog topic
+	// "<app>-<name>-changelog", from which it is restored.
+	Logging bool
+	// ChangelogConfigs are extra configs of the changelog topic.
+	ChangelogConfigs map[string]string
+	// Options tune the store's cache.
+	Options state.Options
+}
+
+// Store is the runtime's view of an open store: the typed stores of package
+// state implement it.
+type Store interface {
+	Name() string
+	// Flush forwards and logs the cached changes.
+	Flush() error
+	// Commit writes flushed changes to the engine, with meta.
+	Commit(meta map[string][]byte) error
+	Close() error
+}
+
+// metaChangelogNext is the engine metadata key holding the changelog offset
+// the next restore starts at.
+const metaChangelogNext = "changelog.next"

@@ -1,0 +1,208 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/kappa-streams/kappa/state"
+)
+
+// taskStore is one store of a task.
+type taskStore struct {
+	spec   *StoreSpec
+	engine state.Engine
+	store  Store  // registered by the node that uses it
+	topic  string // resolved changelog topic, "" without logging
+	// last is the last changelog record sent since the previous commit;
+	// after the producer flush it carries its offset.
+	last *RawRecord
+}
+
+// ErrTaskLocked wraps state.ErrLocked: another instance still holds the
+// task's state directory. The runtime retries until it is released.
+var ErrTaskLocked = state.ErrLocked
+
+func (t *Task) openStores(specs []*StoreSpec) error {
+	if len(specs) == 0 {
+		return nil
+	}
+	t.stores = make(map[string]*taskStore, len(specs))
+	for _, sp := range specs {
+		ts := &taskStore{spec: sp}
+		if sp.Logging {
+			ts.topic = ChangelogRef(sp.Name).Resolve(t.env.AppID)
+		}
+		if sp.InMemory || t.env.StateDir == "" {
+			ts.engine = state.NewMemory()
+		} else {
+			if t.dir == nil {
+				d, err := state.OpenTaskDir(t.env.StateDir, t.env.AppID, t.ID.String())
+				if err != nil {
+					return err
+				}
+				t.dir = d
+			}
+			e, err := state.OpenLevelDB(t.dir.StorePath(sp.Name), state.LevelDBOptions{})
+			if err != nil {
+				return err
+			}
+			ts.engine = e
+		}
+		t.stores[sp.Name] = ts
+		t.order = append(t.order, sp.Name)
+	}
+	return nil
+}
+
+// StoreEngine returns the engine opened for a store of this task. Node
+// factories layer their typed store over it.
+func (t *Task) StoreEngine(name string) (state.Engine, *StoreSpec, error) {
+	ts, ok := t.stores[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("state store %q is not connected to this sub-topology", name)
+	}
+	return ts.engine, ts.spec, nil
+}
+
+// Changelog returns the function that logs a store's changes to its
+// changelog partition, or nil for a store without logging.
+func (t *Task) Changelog(name string) state.Logger {
+	ts, ok := t.stores[name]
+	if !ok || ts.topic == "" {
+		return nil
+	}
+	return func(key, value []byte) {
+		ts.last = &RawRecord{Topic: ts.topic, Partition: t.ID.Partition, Key: key, Value: value, Timestamp: t.changelogTime()}
+		t.env.Collector.Send(ts.last)
+	}
+}
+
+func (t *Task) changelogTime() time.Time {
+	if t.streamTime < 0 {
+		return time.Now()
+	}
+	return time.UnixMilli(t.streamTime)
+}
+
+// RegisterStore records the typed store a node opened, so commits flush it
+// and Processor API code can look it up.
+func (t *Task) RegisterStore(name string, s Store) error {
+	ts, ok := t.stores[name]
+	if !ok {
+		return fmt.Errorf("state store %q is not connected to this sub-topology", name)
+	}
+	if ts.store != nil {
+		return fmt.Errorf("state store %q opened twice in task %s", name, t.ID)
+	}
+	ts.store = s
+	return nil
+}
+
+// Store returns a registered store by name.
+func (t *Task) Store(name string) (Store, bool) {
+	ts, ok := t.stores[name]
+	if !ok || ts.store == nil {
+		return nil, false
+	}
+	return ts.store, true
+}
+
+// HasStores reports whether the task has state to restore.
+func (t *Task) HasStores() bool { return len(t.stores) > 0 }
+
+// Restore brings every logged store up to the end of its changelog,
+// starting after the offset the store's engine last committed, or from the
+// beginning when it has none. It must finish before the task processes.
+func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
+	for _, name := range t.order {
+		ts := t.stores[name]
+		if ts.topic == "" {
+			continue
+		}
+		from := int64(0)
+		if v, ok, err := ts.engine.Meta(metaChangelogNext); err != nil {
+			return err
+		} else if ok {
+			if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+				from = n
+			}
+		}
+		start := time.Now()
+		before := t.stats.Restored.Load()
+		var b state.Batch
+		next, err := r.ReadChangelog(ctx, ts.topic, t.ID.Partition, from, func(recs []*RawRecord) error {
+			b.Reset()
+			for _, rec := range recs {
+				if rec.Value == nil {
+					b.Delete(rec.Key)
+				} else {
+					b.Put(rec.Key, rec.Value)
+				}
+			}
+			if len(recs) > 0 {
+				b.SetMeta(metaChangelogNext, strconv.AppendInt(nil, recs[len(recs)-1].Offset+1, 10))
+			}
+			if err := ts.engine.Write(&b); err != nil {
+				return err
+			}
+			t.stats.Restored.Add(int64(len(recs)))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("restore store %q from %s: %w", name, ts.topic, err)
+		}
+		t.log.Info("store restored", "store", name, "topic", ts.topic, "from", from, "to", next,
+			"records", t.stats.Restored.Load()-before, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// FlushStores flushes every store's cache: changes are forwarded downstream
+// and logged. It is the first step of a commit.
+func (t *Task) FlushStores() error {
+	var errs []error
+	for _, name := range t.order {
+		if s := t.stores[name].store; s != nil {
+			errs = append(errs, s.Flush())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CommitStores writes each store's flushed changes to its engine together
+// with the changelog position they reach. Call it after the producer flush
+// acknowledged the changelog records.
+func (t *Task) CommitStores() error {
+	var errs []error
+	for _, name := range t.order {
+		ts := t.stores[name]
+		var meta map[string][]byte
+		if ts.last != nil && ts.last.Offset >= 0 {
+			meta = map[string][]byte{metaChangelogNext: strconv.AppendInt(nil, ts.last.Offset+1, 10)}
+			ts.last = nil
+		}
+		if ts.store != nil {
+			errs = append(errs, ts.store.Commit(meta))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Checkpoint writes the checkpoint file: each store's committed changelog
+// position. It is the last step of a commit, after the input offsets.
+func (t *Task) Checkpoint() error {
+	if t.dir == nil {
+		return nil
+	}
+	cp := state.Checkpoint{}
+	for _, name := range t.order {
+		if v, ok, _ := t.stores[name].engine.Meta(metaChangelogNext); ok {
+			n, _ := strconv.ParseInt(string(v), 10, 64)
+			cp[name] = n
+		}
+	}
+	return t.dir.WriteCheckpoint(cp)
+}
