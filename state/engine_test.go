@@ -58,7 +58,11 @@ func testGetPutDelete(t *testing.T, e Engine) {
 	if _, ok := get(t, e, "a"); ok {
 		t.Fatal("empty engine has a")
 	}
-	write(t, e, func(b *Batch) { b.Put([]byte("a"), []byte("1")); b.Put([]byte("b"), []byte("2")); b.Put([]byte("a"), []byte("3")) })
+	write(t, e, func(b *Batch) {
+		b.Put([]byte("a"), []byte("1"))
+		b.Put([]byte("b"), []byte("2"))
+		b.Put([]byte("a"), []byte("3"))
+	})
 	if v, ok := get(t, e, "a"); !ok || v != "3" {
 		t.Fatalf("a = %q %v, want the later put 3", v, ok)
 	}

@@ -60,9 +60,9 @@ type Logger func(key, value []byte)
 
 // entry is one cached key.
 type entry[K, V any] struct {
-	key     K
-	kb      string // encoded key
-	value   V
+	key       K
+	kb        string // encoded key
+	value     V
 	deleted   bool // value is a pending delete
 	dirty     bool // changed since the last flush: to forward and log
 	unwritten bool // flushed into the batch, not yet in the engine

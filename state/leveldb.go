@@ -56,7 +56,7 @@ func OpenLevelDB(dir string, o LevelDBOptions) (Engine, error) {
 		// The key count is kept exact by a lookup per write; the filter
 		// makes the lookup of a new key cheap.
 		Filter: filter.NewBloomFilter(10),
-		NoSync:             !o.Sync,
+		NoSync: !o.Sync,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state: open leveldb %s: %w", dir, err)
