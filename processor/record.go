@@ -20,6 +20,9 @@ type Record[K, V any] struct {
 	Value     V
 	Timestamp time.Time
 	Headers   []Header
+	// Tombstone marks a record with a nil value: a delete. Value is then
+	// the zero V. Sinks write a nil value; tables delete the key.
+	Tombstone bool
 }
 
 // RecordMetadata locates the input record being processed.

@@ -124,6 +124,10 @@ type TaskStats struct {
 	Processed   atomic.Int64 // input records processed without error
 	DeadLetters atomic.Int64 // input records sent to the dead-letter topic
 	Produced    atomic.Int64 // records sent to output topics
+	// Dropped counts records dropped by the semantics, not by error:
+	// tombstones reaching a key-changing operator, records with a nil key
+	// reaching a key-based stateful operator.
+	Dropped atomic.Int64
 	Restored    atomic.Int64 // changelog records applied while restoring
 	// RestoreTotal is the changelog records the current restore expects.
 	RestoreTotal atomic.Int64
@@ -215,6 +219,9 @@ func (t *Task) StreamTime() time.Time {
 	}
 	return time.UnixMilli(t.streamTime)
 }
+
+// Drop counts a record dropped by the semantics (see TaskStats.Dropped).
+func (t *Task) Drop() { t.stats.Dropped.Add(1) }
 
 // Stats returns the task's counters.
 func (t *Task) Stats() *TaskStats { return &t.stats }

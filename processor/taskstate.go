@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -161,15 +162,41 @@ func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
 }
 
 // FlushStores flushes every store's cache: changes are forwarded downstream
-// and logged. It is the first step of a commit.
+// and logged. It is the first step of a commit. A change whose forwarding
+// fails (a downstream user function errs or panics) is handled by the
+// error policy like a failed record, located by its store and task, and
+// the flush goes on with the rest.
 func (t *Task) FlushStores() error {
-	var errs []error
 	for _, name := range t.order {
-		if s := t.stores[name].store; s != nil {
-			errs = append(errs, s.Flush())
+		s := t.stores[name].store
+		if s == nil {
+			continue
+		}
+		for range maxFlushFailures {
+			err := t.flushOne(s)
+			if err == nil {
+				break
+			}
+			at := &RawRecord{Topic: name, Partition: t.ID.Partition, Offset: -1, Timestamp: t.changelogTime()}
+			if err := t.fail(at, fmt.Errorf("store %q flush: %w", name, err)); err != nil {
+				return err
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// maxFlushFailures bounds how many failed changes one flush reports before
+// giving up on a store until the next commit.
+const maxFlushFailures = 1 << 20
+
+func (t *Task) flushOne(s Store) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &NodeError{Node: t.node, Err: &PanicError{Value: p, Stack: debug.Stack()}}
+		}
+	}()
+	return s.Flush()
 }
 
 // CommitStores writes each store's flushed changes to its engine together

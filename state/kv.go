@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kappa-streams/kappa/codec"
 )
@@ -38,6 +39,9 @@ type Change[V any] struct {
 	New, Old V
 	HasOld   bool
 	Deleted  bool
+	// Timestamp is the time given with the latest write (PutAt, DeleteAt),
+	// zero for Put and Delete.
+	Timestamp time.Time
 }
 
 // Options configure a store's layers. The zero value takes the defaults.
@@ -67,6 +71,7 @@ type entry[K, V any] struct {
 	dirty     bool // changed since the last flush: to forward and log
 	unwritten bool // flushed into the batch, not yet in the engine
 	inEngine  bool // the engine holds the key
+	ts        time.Time
 	// the value last forwarded for this key, for Change.Old
 	old    V
 	hasOld bool
@@ -158,15 +163,24 @@ func (s *KV[K, V]) Get(key K) (V, bool, error) {
 }
 
 // Put implements KeyValue.
-func (s *KV[K, V]) Put(key K, value V) error { return s.write(key, value, false) }
+func (s *KV[K, V]) Put(key K, value V) error { return s.write(key, value, false, time.Time{}) }
 
 // Delete implements KeyValue.
 func (s *KV[K, V]) Delete(key K) error {
 	var zero V
-	return s.write(key, zero, true)
+	return s.write(key, zero, true, time.Time{})
 }
 
-func (s *KV[K, V]) write(key K, value V, del bool) error {
+// PutAt is Put with the record time forwarded with the change.
+func (s *KV[K, V]) PutAt(key K, value V, ts time.Time) error { return s.write(key, value, false, ts) }
+
+// DeleteAt is Delete with the record time forwarded with the change.
+func (s *KV[K, V]) DeleteAt(key K, ts time.Time) error {
+	var zero V
+	return s.write(key, zero, true, ts)
+}
+
+func (s *KV[K, V]) write(key K, value V, del bool, ts time.Time) error {
 	kb, err := s.encodeKey(key)
 	if err != nil {
 		return err
@@ -178,7 +192,7 @@ func (s *KV[K, V]) write(key K, value V, del bool) error {
 	if del && e.deleted && !e.dirty {
 		return nil // deleting a missing key changes nothing
 	}
-	e.key, e.value, e.deleted, e.dirty = key, value, del, true
+	e.key, e.value, e.deleted, e.dirty, e.ts = key, value, del, true, ts
 	if !s.dedupe {
 		return s.flushEntries([]*entry[K, V]{e})
 	}
@@ -216,6 +230,7 @@ func (s *KV[K, V]) flushEntries(es []*entry[K, V]) error {
 		if !e.dirty {
 			continue
 		}
+		e.dirty = false // a failure below reports this entry once, not forever
 		kb := []byte(e.kb)
 		var vb []byte
 		if e.deleted {
@@ -233,9 +248,9 @@ func (s *KV[K, V]) flushEntries(es []*entry[K, V]) error {
 		if !e.unwritten {
 			s.pending = append(s.pending, e)
 		}
-		e.dirty, e.unwritten = false, true
+		e.unwritten = true
 		if s.forward != nil {
-			c := Change[V]{New: e.value, Old: e.old, HasOld: e.hasOld, Deleted: e.deleted}
+			c := Change[V]{New: e.value, Old: e.old, HasOld: e.hasOld, Deleted: e.deleted, Timestamp: e.ts}
 			if err := s.forward(e.key, c); err != nil {
 				return err
 			}

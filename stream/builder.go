@@ -125,6 +125,41 @@ func (partitions) option() {}
 // sub-topology that writes it.
 func Partitions(n int) Option { return partitions(n) }
 
+type storeName string
+
+func (storeName) option() {}
+
+// Materialized names the state store of a stateful operator, overriding
+// the generated "<operator>-store". The store's changelog is
+// "<app>-<name>-changelog", and interactive queries find it by this name.
+func Materialized(name string) Option { return storeName(name) }
+
+type inMemory struct{}
+
+func (inMemory) option() {}
+
+// InMemory keeps the operator's store in memory instead of LevelDB (the
+// default). It is rebuilt from its changelog whenever its task opens.
+func InMemory() Option { return inMemory{} }
+
+type cacheSize int
+
+func (cacheSize) option() {}
+
+// CacheSize sets how many entries the store's record cache holds per task,
+// overriding the default 10000. The cache deduplicates updates per key
+// between commits, so downstream sees the latest result rather than every
+// step. 0 turns deduplication off: every update is forwarded at once.
+func CacheSize(n int) Option { return cacheSize(n) }
+
+type noLogging struct{}
+
+func (noLogging) option() {}
+
+// NoChangelog turns off the store's changelog topic. The store then cannot
+// be restored on another instance: use it only for state that may be lost.
+func NoChangelog() Option { return noLogging{} }
+
 // config is the parsed options of one operator whose output is K, V.
 type config[K, V any] struct {
 	name       string
@@ -132,6 +167,26 @@ type config[K, V any] struct {
 	vc         codec.Codec[V]
 	part       func(K, V, int) int
 	partitions int32
+	store      string
+	inMemory   bool
+	cache      *int
+	noLogging  bool
+}
+
+// storeSpec returns the spec of the operator's store, named after the node
+// unless Materialized names it.
+func (c config[K, V]) storeSpec(node string) processor.StoreSpec {
+	sp := processor.StoreSpec{Name: c.store, InMemory: c.inMemory, Logging: !c.noLogging}
+	if sp.Name == "" {
+		sp.Name = node + "-store"
+	}
+	if c.cache != nil {
+		sp.Options.CacheSize = *c.cache
+		if *c.cache == 0 {
+			sp.Options.CacheSize = -1 // state: negative means no deduplication
+		}
+	}
+	return sp
 }
 
 // parse applies opts for operator op. Options of the wrong types are
@@ -161,6 +216,18 @@ func parse[K, V any](b *Builder, op string, opts []Option) config[K, V] {
 				b.pb.Errorf("%s: stream.Partitions(%d): must be at least 1", op, int(o))
 			}
 			c.partitions = int32(o)
+		case storeName:
+			c.store = string(o)
+		case inMemory:
+			c.inMemory = true
+		case cacheSize:
+			n := int(o)
+			if n < 0 {
+				b.pb.Errorf("%s: stream.CacheSize(%d): must be 0 (off) or more", op, n)
+			}
+			c.cache = &n
+		case noLogging:
+			c.noLogging = true
 		case nil:
 			b.pb.Errorf("%s: nil option", op)
 		default:

@@ -70,9 +70,11 @@ func (s *sink[K, V]) Receive(rec Record[K, V]) error {
 	if err != nil {
 		return wrap(s.name, err)
 	}
-	vb, err := s.vc.Encode(rec.Value)
-	if err != nil {
-		return wrap(s.name, err)
+	var vb []byte
+	if !rec.Tombstone {
+		if vb, err = s.vc.Encode(rec.Value); err != nil {
+			return wrap(s.name, err)
+		}
 	}
 	topic := s.topic
 	if s.topicFn != nil {

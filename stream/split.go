@@ -45,6 +45,12 @@ func (s Stream[K, V]) Split(opts ...Option) *Splitter[K, V] {
 		}
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
+			if rec.Tombstone {
+				if dflt != nil {
+					return dflt.Receive(rec)
+				}
+				return nil
+			}
 			for i, p := range preds {
 				if p(rec.Key, rec.Value) {
 					return routes[i].Receive(rec)

@@ -31,8 +31,9 @@ type KeyValue[K, V any] struct {
 func KV[K, V any](k K, v V) KeyValue[K, V] { return KeyValue[K, V]{Key: k, Value: v} }
 
 // From reads topic as a stream, decoding keys with kc and values with vc.
-// The codecs fix the stream's types. A record with a nil key or value
-// yields the zero K or V without calling the codec.
+// The codecs fix the stream's types. A record with a nil key yields the
+// zero K; a record with a nil value is a tombstone (Record.Tombstone, zero
+// V), which stateless operators pass on without calling user functions.
 func From[K, V any](b *Builder, topic string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Stream[K, V] {
 	return FromTopics(b, []string{topic}, kc, vc, opts...)
 }
@@ -77,7 +78,7 @@ type source[K, V any] struct {
 }
 
 func (s *source[K, V]) ReceiveRaw(r *processor.RawRecord) error {
-	rec := Record[K, V]{Timestamp: r.Timestamp, Headers: r.Headers}
+	rec := Record[K, V]{Timestamp: r.Timestamp, Headers: r.Headers, Tombstone: r.Value == nil}
 	var err error
 	if r.Key != nil {
 		if rec.Key, err = s.kc.Decode(r.Key); err != nil {
@@ -111,7 +112,7 @@ func (s Stream[K, V]) filter(kind string, pred func(K, V) bool, not bool, opts [
 	n := derive(s, name, func(t *processor.Task, name string, out fanout[K, V]) processor.Receiver[K, V] {
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
-			if pred(rec.Key, rec.Value) != not {
+			if rec.Tombstone || pred(rec.Key, rec.Value) != not {
 				return out.forward(rec)
 			}
 			return nil
@@ -134,7 +135,9 @@ func (s Stream[K, V]) Peek(fn func(key K, value V), opts ...Option) Stream[K, V]
 	n := derive(s, name, func(t *processor.Task, name string, out fanout[K, V]) processor.Receiver[K, V] {
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
-			fn(rec.Key, rec.Value)
+			if !rec.Tombstone {
+				fn(rec.Key, rec.Value)
+			}
 			return out.forward(rec)
 		})
 	})
@@ -150,7 +153,9 @@ func (s Stream[K, V]) Foreach(fn func(key K, value V), opts ...Option) {
 	derive(s, name, func(t *processor.Task, name string, _ fanout[K, V]) processor.Receiver[K, V] {
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
-			fn(rec.Key, rec.Value)
+			if !rec.Tombstone {
+				fn(rec.Key, rec.Value)
+			}
 			return nil
 		})
 	})
@@ -195,6 +200,9 @@ func MapValuesErr[K, V, VR any](s Stream[K, V], fn func(key K, value V) (VR, err
 	n := derive(s, name, func(t *processor.Task, name string, out fanout[K, VR]) processor.Receiver[K, V] {
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
+			if rec.Tombstone {
+				return out.forward(Record[K, VR]{Key: rec.Key, Timestamp: rec.Timestamp, Headers: rec.Headers, Tombstone: true})
+			}
 			v, err := fn(rec.Key, rec.Value)
 			if err != nil {
 				return wrap(name, err)
@@ -225,6 +233,10 @@ func MapErr[K, V, KR, VR any](s Stream[K, V], fn func(key K, value V) (KR, VR, e
 	n := derive(s, name, func(t *processor.Task, name string, out fanout[KR, VR]) processor.Receiver[K, V] {
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
+			if rec.Tombstone {
+				t.Drop() // a delete cannot be re-keyed
+				return nil
+			}
 			k, v, err := fn(rec.Key, rec.Value)
 			if err != nil {
 				return wrap(name, err)
@@ -243,6 +255,10 @@ func SelectKey[K, V, KR any](s Stream[K, V], fn func(key K, value V) KR, opts ..
 	n := derive(s, name, func(t *processor.Task, name string, out fanout[KR, V]) processor.Receiver[K, V] {
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
+			if rec.Tombstone {
+				t.Drop() // a delete cannot be re-keyed
+				return nil
+			}
 			return out.forward(Record[KR, V]{Key: fn(rec.Key, rec.Value), Value: rec.Value, Timestamp: rec.Timestamp, Headers: rec.Headers})
 		})
 	})
@@ -262,6 +278,10 @@ func FlatMapErr[K, V, KR, VR any](s Stream[K, V], fn func(key K, value V) ([]Key
 	n := derive(s, name, func(t *processor.Task, name string, out fanout[KR, VR]) processor.Receiver[K, V] {
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
+			if rec.Tombstone {
+				t.Drop() // a delete cannot be re-keyed
+				return nil
+			}
 			kvs, err := fn(rec.Key, rec.Value)
 			if err != nil {
 				return wrap(name, err)
@@ -289,6 +309,9 @@ func FlatMapValuesErr[K, V, VR any](s Stream[K, V], fn func(key K, value V) ([]V
 	n := derive(s, name, func(t *processor.Task, name string, out fanout[K, VR]) processor.Receiver[K, V] {
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
+			if rec.Tombstone {
+				return out.forward(Record[K, VR]{Key: rec.Key, Timestamp: rec.Timestamp, Headers: rec.Headers, Tombstone: true})
+			}
 			vs, err := fn(rec.Key, rec.Value)
 			if err != nil {
 				return wrap(name, err)

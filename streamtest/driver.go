@@ -1,8 +1,10 @@
 package streamtest
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,10 +16,11 @@ import (
 type Opt func(*cfg)
 
 type cfg struct {
-	appID   string
-	parts   map[string]int32
-	onError processor.ErrorPolicy
-	start   time.Time
+	appID        string
+	parts        map[string]int32
+	onError      processor.ErrorPolicy
+	start        time.Time
+	manualCommit bool
 }
 
 // AppID sets the application ID, which prefixes internal topics, overriding
@@ -36,6 +39,12 @@ func Partitions(topic string, n int) Opt {
 // the dead-letter topic, as a running app does.
 func FailFast() Opt { return func(c *cfg) { c.onError = processor.FailFast } }
 
+// ManualCommit stops the driver from committing after every piped record.
+// Stores then hold their cached updates, deduplicated per key, until
+// Commit is called, as they would between an app's commits. By default the
+// driver commits after each record, so every update shows at once.
+func ManualCommit() Opt { return func(c *cfg) { c.manualCommit = true } }
+
 // StartTime sets the timestamp of records piped without one, overriding
 // the default 2026-01-01T00:00:00Z.
 func StartTime(t time.Time) Opt { return func(c *cfg) { c.start = t } }
@@ -45,6 +54,7 @@ func StartTime(t time.Time) Opt { return func(c *cfg) { c.start = t } }
 // everything they cause through repartition topics. It runs the same task
 // code as a kappa.App. A Driver is not safe for concurrent use.
 type Driver struct {
+	cfg    cfg
 	topo   *processor.Topology
 	plan   *processor.Plan
 	env    *processor.TaskEnv
@@ -82,6 +92,7 @@ func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{
+		cfg:    c,
 		topo:   topo,
 		plan:   plan,
 		tasks:  make(map[processor.TaskID]*processor.Task),
@@ -166,6 +177,17 @@ func (d *Driver) pipe(r *processor.RawRecord) error {
 	}
 	d.append(r)
 	d.queue = append(d.queue, r)
+	if err := d.drain(); err != nil {
+		return err
+	}
+	if !d.cfg.manualCommit {
+		return d.Commit()
+	}
+	return nil
+}
+
+// drain processes queued records until none are left.
+func (d *Driver) drain() error {
 	for len(d.queue) > 0 {
 		next := d.queue[0]
 		d.queue = d.queue[1:]
@@ -178,18 +200,104 @@ func (d *Driver) pipe(r *processor.RawRecord) error {
 	return nil
 }
 
-func (d *Driver) process(r *processor.RawRecord) error {
-	sub, _ := d.subOf(r.Topic)
-	id := processor.TaskID{SubTopology: sub, Partition: r.Partition}
-	t, ok := d.tasks[id]
-	if !ok {
-		var err error
-		if t, err = processor.NewTask(d.topo, sub, r.Partition, d.env); err != nil {
+// Commit flushes every task's store caches, forwarding their updates
+// downstream (and through repartition topics) until nothing is left, then
+// commits the stores, as an app's commit does.
+func (d *Driver) Commit() error {
+	if d.err != nil {
+		return d.err
+	}
+	for {
+		for _, id := range d.taskIDs() {
+			if err := d.tasks[id].FlushStores(); err != nil {
+				d.err = err
+				return err
+			}
+		}
+		if len(d.queue) == 0 {
+			break
+		}
+		if err := d.drain(); err != nil {
 			return err
 		}
-		d.tasks[id] = t
+	}
+	for _, id := range d.taskIDs() {
+		if err := d.tasks[id].CommitStores(); err != nil {
+			d.err = err
+			return err
+		}
+	}
+	return nil
+}
+
+// taskIDs returns the open tasks in a fixed order, for determinism.
+func (d *Driver) taskIDs() []processor.TaskID {
+	ids := make([]processor.TaskID, 0, len(d.tasks))
+	for id := range d.tasks {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b processor.TaskID) int {
+		if a.SubTopology != b.SubTopology {
+			return a.SubTopology - b.SubTopology
+		}
+		return int(a.Partition - b.Partition)
+	})
+	return ids
+}
+
+func (d *Driver) process(r *processor.RawRecord) error {
+	sub, _ := d.subOf(r.Topic)
+	t, err := d.task(sub, r.Partition)
+	if err != nil {
+		return err
 	}
 	return t.Process(r)
+}
+
+// task returns the task of sub-topology sub for partition p, opening it
+// (and restoring its stores from the driver's changelogs) on first use.
+func (d *Driver) task(sub int, p int32) (*processor.Task, error) {
+	id := processor.TaskID{SubTopology: sub, Partition: p}
+	if t, ok := d.tasks[id]; ok {
+		return t, nil
+	}
+	t, err := processor.NewTask(d.topo, sub, p, d.env)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Restore(context.Background(), d); err != nil {
+		t.Close()
+		return nil, err
+	}
+	d.tasks[id] = t
+	return t, nil
+}
+
+// ReadChangelog implements processor.ChangelogReader over the driver's
+// in-memory topics, so a driver whose tasks are closed and reopened
+// restores their stores like an app does.
+func (d *Driver) ReadChangelog(_ context.Context, topic string, partition int32, from int64, apply func([]*processor.RawRecord) error) (int64, error) {
+	t := d.topics[topic]
+	if t == nil || int(partition) >= len(t.parts) {
+		return from, nil
+	}
+	log := t.parts[partition]
+	if from >= int64(len(log)) {
+		return from, nil
+	}
+	if err := apply(log[from:]); err != nil {
+		return from, err
+	}
+	return int64(len(log)), nil
+}
+
+// CloseTasks closes every task, keeping the topics, as a restart of the
+// app does; the next records reopen the tasks and restore their stores from
+// the changelogs.
+func (d *Driver) CloseTasks() error {
+	err := d.Close()
+	d.tasks = make(map[processor.TaskID]*processor.Task)
+	return err
 }
 
 // Err returns the error that stopped the driver under FailFast, if any.
@@ -317,6 +425,8 @@ type OutputRecord[K, V any] struct {
 	Headers   []processor.Header
 	Partition int32
 	Offset    int64
+	// Tombstone marks a record with a nil value (a delete).
+	Tombstone bool
 	// Err is set when the record's bytes did not decode with the
 	// output's codecs; Key and Value are then zero.
 	Err error
@@ -348,7 +458,7 @@ func (o *Output[K, V]) ReadAll() []OutputRecord[K, V] {
 	o.read = len(t.ordered)
 	out := make([]OutputRecord[K, V], len(recs))
 	for i, r := range recs {
-		or := OutputRecord[K, V]{Timestamp: r.Timestamp, Headers: r.Headers, Partition: r.Partition, Offset: r.Offset}
+		or := OutputRecord[K, V]{Timestamp: r.Timestamp, Headers: r.Headers, Partition: r.Partition, Offset: r.Offset, Tombstone: r.Value == nil}
 		var kerr, verr error
 		if r.Key != nil {
 			or.Key, kerr = o.kc.Decode(r.Key)
