@@ -127,8 +127,8 @@ type TaskStats struct {
 	// Dropped counts records dropped by the semantics, not by error:
 	// tombstones reaching a key-changing operator, records with a nil key
 	// reaching a key-based stateful operator.
-	Dropped atomic.Int64
-	Restored    atomic.Int64 // changelog records applied while restoring
+	Dropped  atomic.Int64
+	Restored atomic.Int64 // changelog records applied while restoring
 	// RestoreTotal is the changelog records the current restore expects.
 	RestoreTotal atomic.Int64
 }
