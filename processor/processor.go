@@ -1,6 +1,13 @@
 package processor
 
-import "log/slog"
+import (
+	"fmt"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"github.com/kappa-streams/kappa/state"
+)
 
 // Processor is a node written against the Processor API: it sees every
 // record with its timestamp and headers, can read the input record's topic,
@@ -37,6 +44,28 @@ type Context[K, V any] interface {
 	AppID() string
 	// Logger returns the app's logger with app and task attributes set.
 	Logger() *slog.Logger
+	// Schedule calls fn every interval of stream time or wall-clock time,
+	// on the task's goroutine, between records; fn may forward records
+	// and use stores. It returns a function that cancels the schedule.
+	Schedule(interval time.Duration, kind PunctuationType, fn func(now time.Time) error) (cancel func())
+	// Store returns a state store of this task by name; use KeyValueStore
+	// for typed access.
+	Store(name string) (Store, bool)
+}
+
+// KeyValueStore returns the typed key-value store name, declared for the
+// processor with stream.WithStore(stream.KeyValueStore(...)). Call it in
+// Init and keep the result.
+func KeyValueStore[K, V any](ctx interface{ Store(string) (Store, bool) }, name string) (state.KeyValue[K, V], error) {
+	s, ok := ctx.Store(name)
+	if !ok {
+		return nil, fmt.Errorf("processor: no state store %q; declare it with stream.WithStore on this Process", name)
+	}
+	kv, ok := s.(state.KeyValue[K, V])
+	if !ok {
+		return nil, fmt.Errorf("processor: store %q is %T, not a key-value store of (%s, %s)", name, s, reflect.TypeFor[K](), reflect.TypeFor[V]())
+	}
+	return kv, nil
 }
 
 // Func adapts a function to a Processor with no state of its own: Init and

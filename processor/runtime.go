@@ -231,10 +231,22 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 	}()
 	lastCommit := time.Now()
 	for {
-		fetches := r.cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		// Polls end by the next commit or punctuation even without input,
+		// since caches and punctuators must not wait for records.
+		wake := lastCommit.Add(r.cfg.CommitInterval)
+		if next := r.nextWallClock(); !next.IsZero() && next.Before(wake) {
+			wake = next
+		}
+		pctx, cancel := context.WithDeadline(ctx, wake)
+		fetches := r.cl.PollRecords(pctx, r.cfg.MaxPollRecords)
+		cancel()
 		if ctx.Err() != nil {
 			r.cl.AllowRebalance()
 			return r.finalCommit()
+		}
+		if err := r.fatalErr(); err != nil {
+			r.cl.AllowRebalance()
+			return errors.Join(err, r.finalCommit())
 		}
 		if fetches.IsClientClosed() {
 			return errors.New("processor: kafka client closed")
@@ -249,6 +261,10 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 			r.cl.AllowRebalance()
 			return errors.Join(err, r.finalCommit())
 		}
+		if err := r.punctuate(time.Now()); err != nil {
+			r.cl.AllowRebalance()
+			return errors.Join(err, r.finalCommit())
+		}
 		if time.Since(lastCommit) >= r.cfg.CommitInterval {
 			if err := r.commitLocked(ctx); err != nil && ctx.Err() == nil {
 				r.cl.AllowRebalance()
@@ -258,6 +274,41 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		}
 		r.cl.AllowRebalance()
 	}
+}
+
+func (r *Runtime) fatalErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fatal
+}
+
+// nextWallClock returns the earliest wall-clock punctuation due.
+func (r *Runtime) nextWallClock() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var next time.Time
+	for _, t := range r.tasks {
+		if !t.ready {
+			continue
+		}
+		if n := t.NextWallClock(); !n.IsZero() && (next.IsZero() || n.Before(next)) {
+			next = n
+		}
+	}
+	return next
+}
+
+// punctuate runs the wall-clock punctuators that are due.
+func (r *Runtime) punctuate(now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for _, t := range r.tasks {
+		if t.ready {
+			errs = append(errs, t.PunctuateWallClock(now))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // process runs one poll's records through their tasks, several tasks at

@@ -59,6 +59,9 @@ type TaskEnv struct {
 	// StateDir is the root of persistent stores. Empty keeps every store
 	// in memory (streamtest does).
 	StateDir string
+	// Clock returns the wall-clock time for punctuation; nil is time.Now.
+	// streamtest sets it to a virtual clock.
+	Clock func() time.Time
 }
 
 // ChangelogReader reads a changelog partition for restoration.
@@ -149,6 +152,7 @@ type Task struct {
 	dir    *state.TaskDir
 	stores map[string]*taskStore
 	order  []string // store names in open order
+	puncts []*punctuator
 	// streamTime is the largest record timestamp seen, in Unix ms.
 	streamTime int64
 }
@@ -273,9 +277,10 @@ func (t *Task) Process(r *RawRecord) error {
 	err := t.run(src, r)
 	if err == nil {
 		t.stats.Processed.Add(1)
-		return nil
+	} else if err = t.fail(r, err); err != nil {
+		return err
 	}
-	return t.fail(r, err)
+	return t.punctuateStreamTime()
 }
 
 func (t *Task) run(src RawReceiver, r *RawRecord) (err error) {

@@ -228,6 +228,8 @@ func parse[K, V any](b *Builder, op string, opts []Option) config[K, V] {
 			c.cache = &n
 		case noLogging:
 			c.noLogging = true
+		case withStores:
+			// read by Process
 		case nil:
 			b.pb.Errorf("%s: nil option", op)
 		default:

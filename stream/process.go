@@ -3,8 +3,11 @@ package stream
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
+	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/processor"
+	"github.com/kappa-streams/kappa/state"
 )
 
 // Process adds a Processor API node: supplier is called once per task for a
@@ -19,10 +22,21 @@ func Process[K, V, KR, VR any](s Stream[K, V], supplier func() processor.Process
 	if supplier == nil {
 		s.b.pb.Errorf("Process (node %q): nil supplier", name)
 	}
+	var stores []StoreDef
+	for _, o := range opts {
+		if sd, ok := o.(withStores); ok {
+			stores = append(stores, sd...)
+		}
+	}
 	f := func(t *processor.Task, cs []processor.Child) (any, error) {
 		out, err := children[KR, VR](cs)
 		if err != nil {
 			return nil, err
+		}
+		for _, sd := range stores {
+			if err := sd.open(t); err != nil {
+				return nil, err
+			}
 		}
 		pc := &procContext[KR, VR]{t: t, name: name, out: out, byName: make(map[string]processor.Receiver[KR, VR], len(cs))}
 		for i, c := range cs {
@@ -46,6 +60,9 @@ func Process[K, V, KR, VR any](s Stream[K, V], supplier func() processor.Process
 		}), nil
 	}
 	n := s.b.pb.AddProcessor(name, f, s.node)
+	for _, sd := range stores {
+		s.b.pb.AddStore(sd.spec, n)
+	}
 	return Stream[KR, VR]{b: s.b, node: n, kc: known(s.b, c.kc), vc: known(s.b, c.vc), rekeyed: true}
 }
 
@@ -77,7 +94,64 @@ func (c *procContext[K, V]) ForwardTo(child string, rec Record[K, V]) {
 	c.t.Enter(c.name)
 }
 
+func (c *procContext[K, V]) Schedule(interval time.Duration, kind processor.PunctuationType, fn func(time.Time) error) func() {
+	c.t.Enter(c.name)
+	return c.t.Schedule(interval, kind, func(now time.Time) error {
+		c.err = nil
+		if err := fn(now); err != nil {
+			return err
+		}
+		return c.err
+	})
+}
+
+func (c *procContext[K, V]) Store(name string) (processor.Store, bool) { return c.t.Store(name) }
+
 func (c *procContext[K, V]) RecordMetadata() processor.RecordMetadata { return c.t.RecordMetadata() }
 func (c *procContext[K, V]) TaskID() processor.TaskID                 { return c.t.ID }
 func (c *procContext[K, V]) AppID() string                            { return c.t.AppID() }
 func (c *procContext[K, V]) Logger() *slog.Logger                     { return c.t.Logger().With("node", c.name) }
+
+// StoreDef declares a state store for a Processor API node. Build one with
+// KeyValueStore and attach it with WithStore.
+type StoreDef struct {
+	spec processor.StoreSpec
+	open func(t *processor.Task) error
+}
+
+// KeyValueStore declares a key-value store for a Process node: LevelDB by
+// default (InMemory for memory), changelogged to "<app>-<name>-changelog"
+// (NoChangelog to turn it off), with a record cache (CacheSize). The
+// processor gets it with processor.KeyValueStore[K, V](ctx, name). Nothing
+// is forwarded when the cache flushes: the processor forwards what it
+// wants itself.
+func KeyValueStore[K, V any](name string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) StoreDef {
+	var c config[K, V]
+	for _, o := range opts {
+		switch o := o.(type) {
+		case inMemory:
+			c.inMemory = true
+		case cacheSize:
+			n := int(o)
+			c.cache = &n
+		case noLogging:
+			c.noLogging = true
+		}
+	}
+	c.store = name
+	spec := c.storeSpec(name)
+	return StoreDef{spec: spec, open: func(t *processor.Task) error {
+		eng, sp, err := t.StoreEngine(name)
+		if err != nil {
+			return err
+		}
+		return t.RegisterStore(name, state.NewKV(name, eng, kc, vc, sp.Options, t.Changelog(name), nil))
+	}}
+}
+
+type withStores []StoreDef
+
+func (withStores) option() {}
+
+// WithStore connects stores to a Process node.
+func WithStore(stores ...StoreDef) Option { return withStores(stores) }

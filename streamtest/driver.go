@@ -62,6 +62,7 @@ type Driver struct {
 	topics map[string]*topic
 	queue  []*processor.RawRecord
 	now    time.Time
+	wall   time.Time // the virtual wall clock of punctuation
 	err    error
 }
 
@@ -98,12 +99,14 @@ func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
 		tasks:  make(map[processor.TaskID]*processor.Task),
 		topics: make(map[string]*topic),
 		now:    c.start,
+		wall:   c.start,
 	}
 	d.env = &processor.TaskEnv{
 		AppID:      c.appID,
 		Collector:  collector{d},
 		Partitions: d.partitionCount,
 		OnError:    c.onError,
+		Clock:      func() time.Time { return d.wall },
 	}
 	return d, nil
 }
@@ -325,6 +328,40 @@ func (d *Driver) AdvanceTime(step time.Duration) { d.now = d.now.Add(step) }
 
 // Now returns the timestamp given to records piped without one.
 func (d *Driver) Now() time.Time { return d.now }
+
+// WallClock returns the driver's virtual wall clock, which starts at the
+// StartTime and moves only with AdvanceWallClock.
+func (d *Driver) WallClock() time.Time { return d.wall }
+
+// AdvanceWallClock moves the virtual wall clock forward by step and fires
+// the wall-clock punctuators that come due, in every task, as a running app
+// would between polls. It opens every task first, so punctuators scheduled
+// in Init run even for partitions that have seen no record yet. Records the
+// punctuators forward are processed before it returns.
+func (d *Driver) AdvanceWallClock(step time.Duration) error {
+	if d.err != nil {
+		return d.err
+	}
+	for sub, n := range d.plan.Tasks {
+		for p := int32(0); p < n; p++ {
+			if _, err := d.task(sub, p); err != nil {
+				d.err = err
+				return err
+			}
+		}
+	}
+	d.wall = d.wall.Add(step)
+	for _, id := range d.taskIDs() {
+		if err := d.tasks[id].PunctuateWallClock(d.wall); err != nil {
+			d.err = err
+			return err
+		}
+		if err := d.drain(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // DeadLetter is a record the app sent to its dead-letter topic.
 type DeadLetter struct {
