@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// commitTimeout bounds the final offset commit of consume --group.
+const commitTimeout = 10 * time.Second
+
+// consumeAbout is the description "kappa consume -h" prints.
+const consumeAbout = `
+Prints TOPIC's records to stdout, one per line:
+
+  [partition SEP] [offset SEP] [timestamp SEP] key SEP value
+
+The fields in brackets appear with --print-partition, --print-offset and
+--print-timestamp (UTC, millisecond precision, RFC 3339). SEP is
+--key-separator, a tab by default. A record with a nil key prints an empty
+key, so every line has the same fields; --key-separator "" leaves the key
+out and prints values only (any other fields are then separated by tabs).
+Keys and values are printed as they are, so a value holding a newline spans
+lines.
+
+Without --from-beginning it prints only records written after it starts.
+It runs until Ctrl-C, until --max records were printed, or until --timeout
+passes without a new record (counted from the start), whichever comes first.
+
+With --group it consumes as a member of that consumer group: the group's
+members share the partitions, consumption resumes at the group's committed
+offsets (--from-beginning then applies only to partitions without one), and
+the offsets of the printed records are committed, periodically and on exit.
+
+Example:
+
+  kappa consume clicks --from-beginning --max 10 --print-partition`
+
+// runConsume implements "kappa consume": it prints a topic's records.
+func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, _ io.Writer) error {
+	c := newCmdFlags("consume", "TOPIC", consumeAbout)
+	cf := addConnFlags(c)
+	fromBeginning := c.Bool("from-beginning", false, "start at the oldest record rather than at the end")
+	maxRecs := &intFlag{min: 0}
+	c.Var(maxRecs, "max", "exit after `N` records (default no limit)")
+	group := c.String("group", "", "consume as consumer group `G` and commit offsets (default no group)")
+	var p printer
+	c.BoolVar(&p.partition, "print-partition", false, "print each record's partition")
+	c.BoolVar(&p.offset, "print-offset", false, "print each record's offset")
+	c.BoolVar(&p.timestamp, "print-timestamp", false, "print each record's timestamp")
+	sep := &sepFlag{v: "\t"}
+	c.Var(sep, "key-separator", "`SEP` separates the printed fields; \"\" prints values only")
+	idle := &durationFlag{}
+	c.Var(idle, "timeout", "exit once `D`, such as 5s, passes without a new record (default never)")
+	pos, err := c.parse(args, stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return c.usageErrorf("want exactly one TOPIC, got %d arguments", len(pos))
+	}
+	topic := pos[0]
+	p.sep = sep.v
+
+	conn, err := cf.connect(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// Consuming a missing topic would wait forever without a word.
+	if _, err := conn.Admin().PartitionCounts(ctx, topic); err != nil {
+		return topicError(err)
+	}
+	start := kgo.NewOffset().AtEnd()
+	if *fromBeginning {
+		start = kgo.NewOffset().AtStart()
+	}
+	opts := append(conn.ClientOpts(), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start))
+	if *group != "" {
+		// Commit only what was printed, not what was fetched beyond --max.
+		opts = append(opts, kgo.ConsumerGroup(*group), kgo.AutoCommitMarks())
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("consume client: %w", err)
+	}
+
+	w := bufio.NewWriter(stdout)
+	consumeErr := consume(ctx, cl, w, &p, maxRecs.v, idle.v, *group != "")
+	var commitErr error
+	if *group != "" {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		if err := cl.CommitMarkedOffsets(cctx); err != nil {
+			commitErr = fmt.Errorf("commit offsets of group %s: %w", *group, err)
+		}
+		cancel()
+	}
+	cl.Close() // leaves the group
+	return errors.Join(consumeErr, commitErr)
+}
+
+// consume polls cl and prints records to w until ctx ends, maxN records (if
+// maxN > 0) were printed, or idle (if > 0) passes without a record. With mark
+// it marks printed records for commit.
+func consume(ctx context.Context, cl *kgo.Client, w *bufio.Writer, p *printer, maxN int, idle time.Duration, mark bool) error {
+	n := 0
+	deadline := time.Now().Add(idle)
+	for {
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if idle > 0 {
+			pctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		limit := 0
+		if maxN > 0 {
+			limit = maxN - n
+		}
+		fs := cl.PollRecords(pctx, limit)
+		cancel()
+		var fetchErr error
+		fs.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return // our own ctx or idle deadline, handled below
+			}
+			if fetchErr == nil {
+				fetchErr = fmt.Errorf("consume %s partition %d: %w", topic, partition, err)
+			}
+		})
+		recs := fs.Records()
+		for _, r := range recs {
+			p.print(w, r)
+		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("write records: %w", err)
+		}
+		if mark {
+			cl.MarkCommitRecords(recs...)
+		}
+		n += len(recs)
+		switch {
+		case fetchErr != nil:
+			return fetchErr
+		case maxN > 0 && n >= maxN, ctx.Err() != nil:
+			return nil
+		case len(recs) > 0:
+			deadline = time.Now().Add(idle)
+		case idle > 0 && !time.Now().Before(deadline):
+			return nil
+		}
+	}
+}
+
+// printer formats records as lines.
+type printer struct {
+	partition, offset, timestamp bool
+	sep                          string // between fields; "" leaves the key out
+}
+
+// print writes r as one line.
+func (p *printer) print(w *bufio.Writer, r *kgo.Record) {
+	fieldSep := p.sep
+	if fieldSep == "" {
+		fieldSep = "\t"
+	}
+	if p.partition {
+		w.WriteString(strconv.Itoa(int(r.Partition)))
+		w.WriteString(fieldSep)
+	}
+	if p.offset {
+		w.WriteString(strconv.FormatInt(r.Offset, 10))
+		w.WriteString(fieldSep)
+	}
+	if p.timestamp {
+		w.WriteString(r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+		w.WriteString(fieldSep)
+	}
+	if p.sep != "" {
+		w.Write(r.Key)
+		w.WriteString(p.sep)
+	}
+	w.Write(r.Value)
+	w.WriteByte('\n')
+}
