@@ -104,6 +104,7 @@ func (a *App) Run(ctx context.Context) error {
 		MaxPollRecords: a.cfg.maxPoll,
 		SessionTimeout: a.cfg.sessionTimeout,
 		OnBalance:      a.cfg.onBalance,
+		StateDir:       a.cfg.stateDir,
 	})
 	if err != nil {
 		return err
@@ -212,6 +213,16 @@ func (a *App) Processed() int64 {
 		return rt.Processed()
 	}
 	return 0
+}
+
+// TaskStatus returns a snapshot of this instance's tasks: whether each is
+// ready or still restoring its stores, its restore progress and its record
+// counts. It is nil before the instance has joined.
+func (a *App) TaskStatus() []processor.TaskStatus {
+	if rt := a.runtime(); rt != nil {
+		return rt.TaskStatus()
+	}
+	return nil
 }
 
 // Commits returns how many offset commits this instance has completed.

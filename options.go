@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"regexp"
 	"time"
 
@@ -27,6 +28,7 @@ type config struct {
 	sessionTimeout time.Duration
 	signals        bool
 	onBalance      func(map[string][]processor.TaskID)
+	stateDir       string
 }
 
 // ErrorPolicy says what happens to a record that fails to decode or whose
@@ -95,6 +97,15 @@ func OnBalance(fn func(map[string][]processor.TaskID)) Opt {
 	return func(c *config) { c.onBalance = fn }
 }
 
+// StateDir sets the directory under which the app keeps its LevelDB stores,
+// one directory per task: <dir>/<app-id>/<task>. The default is
+// os.TempDir()/kappa. Give each instance on one machine the same or a
+// different directory as you like: a task directory is locked while in
+// use, and an instance waits for a task another local instance still
+// holds. Stores are rebuilt from their changelogs when the directory is
+// lost, so it needs no backup.
+func StateDir(dir string) Opt { return func(c *config) { c.stateDir = dir } }
+
 var validAppID = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 // validate reports every problem, each naming the option and the fix.
@@ -125,6 +136,11 @@ func (c *config) validate() error {
 	}
 	if c.maxPoll < 0 {
 		errs = append(errs, fmt.Errorf("kappa: MaxPollRecords(%d): must be at least 1", c.maxPoll))
+	}
+	if c.stateDir != "" {
+		if fi, err := os.Stat(c.stateDir); err == nil && !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("kappa: StateDir(%q): is a file; give a directory (it is created if missing)", c.stateDir))
+		}
 	}
 	if c.sessionTimeout < 0 {
 		errs = append(errs, fmt.Errorf("kappa: SessionTimeout(%v): must be positive", c.sessionTimeout))

@@ -75,6 +75,8 @@ type Runtime struct {
 type runTask struct {
 	*Task // nil until opened
 	id    TaskID
+	// opening is the task while its stores restore, for progress reports.
+	opening atomic.Pointer[Task]
 	// ready is set once the task is open and its stores restored; until
 	// then its partitions are paused.
 	ready  bool
@@ -210,13 +212,55 @@ func (r *Runtime) Tasks() []TaskID {
 	for id := range r.tasks {
 		ids = append(ids, id)
 	}
-	slices.SortFunc(ids, func(a, b TaskID) int {
-		if a.SubTopology != b.SubTopology {
-			return a.SubTopology - b.SubTopology
-		}
-		return int(a.Partition - b.Partition)
-	})
+	slices.SortFunc(ids, compareTaskIDs)
 	return ids
+}
+
+// TaskStatus is a snapshot of one task of this member.
+type TaskStatus struct {
+	ID TaskID
+	// Ready is false while the task's stores restore; it processes nothing
+	// until then.
+	Ready bool
+	// Processed, DeadLetters and Dropped count input records; Produced
+	// counts output records.
+	Processed, DeadLetters, Produced, Dropped int64
+	// Restored counts changelog records applied by restores so far, and
+	// RestoreTarget the records those restores set out to read (the
+	// changelogs' end offsets minus the checkpointed offsets). While a
+	// restore runs, Restored/RestoreTarget is its progress.
+	Restored, RestoreTarget int64
+}
+
+// TaskStatus returns a snapshot of every task this member runs, in task
+// order. It may be called from any goroutine, also while tasks restore.
+func (r *Runtime) TaskStatus() []TaskStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]TaskStatus, 0, len(r.tasks))
+	for id, rt := range r.tasks {
+		st := TaskStatus{ID: id, Ready: rt.ready}
+		t := rt.Task
+		if t == nil {
+			t = rt.opening.Load()
+		}
+		if t != nil {
+			s := t.Stats()
+			st.Processed, st.DeadLetters = s.Processed.Load(), s.DeadLetters.Load()
+			st.Produced, st.Dropped = s.Produced.Load(), s.Dropped.Load()
+			st.Restored, st.RestoreTarget = s.Restored.Load(), s.RestoreTotal.Load()
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b TaskStatus) int { return compareTaskIDs(a.ID, b.ID) })
+	return out
+}
+
+func compareTaskIDs(a, b TaskID) int {
+	if a.SubTopology != b.SubTopology {
+		return a.SubTopology - b.SubTopology
+	}
+	return int(a.Partition - b.Partition)
 }
 
 // Run consumes and processes until ctx is done or a fatal error occurs. On
@@ -441,7 +485,7 @@ func (r *Runtime) assign(id TaskID) {
 	r.restoring.Add(1)
 	go func() {
 		defer r.restoring.Done()
-		t, err := r.openAndRestore(ctx, id)
+		t, err := r.openAndRestore(ctx, rt)
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if r.tasks[id] != rt || ctx.Err() != nil {
@@ -462,11 +506,13 @@ func (r *Runtime) assign(id TaskID) {
 
 // openAndRestore opens a task, waiting for its state directory if the
 // previous owner on this machine still holds it, and restores its stores.
-func (r *Runtime) openAndRestore(ctx context.Context, id TaskID) (*Task, error) {
+func (r *Runtime) openAndRestore(ctx context.Context, rt *runTask) (*Task, error) {
+	id := rt.id
 	backoff := 10 * time.Millisecond
 	for {
 		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
 		if err == nil {
+			rt.opening.Store(t)
 			if err := t.Restore(ctx, r); err != nil {
 				t.Close()
 				return nil, err
@@ -507,7 +553,7 @@ func (r *Runtime) partitionsOf(id TaskID) map[string][]int32 {
 // ReadChangelog implements ChangelogReader with a short-lived client that
 // reads one partition directly, outside the group.
 func (r *Runtime) ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*RawRecord) error) (int64, error) {
-	end, err := r.endOffset(ctx, topic, partition)
+	end, err := r.EndOffset(ctx, topic, partition)
 	if err != nil {
 		return from, err
 	}
@@ -558,7 +604,8 @@ func (r *Runtime) ReadChangelog(ctx context.Context, topic string, partition int
 	return next, nil
 }
 
-func (r *Runtime) endOffset(ctx context.Context, topic string, partition int32) (int64, error) {
+// EndOffset implements ChangelogReader: it lists the partition's latest offset.
+func (r *Runtime) EndOffset(ctx context.Context, topic string, partition int32) (int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic

@@ -66,6 +66,9 @@ type TaskEnv struct {
 
 // ChangelogReader reads a changelog partition for restoration.
 type ChangelogReader interface {
+	// EndOffset returns the offset after the last record of the
+	// partition: where a restore that starts now ends.
+	EndOffset(ctx context.Context, topic string, partition int32) (int64, error)
 	// ReadChangelog calls apply with batches of the records of topic's
 	// partition, from offset from up to the partition's end as of the
 	// call. It returns the offset after the last record read.

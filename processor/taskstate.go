@@ -131,8 +131,18 @@ func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
 				from = n
 			}
 		}
+		end, err := r.EndOffset(ctx, ts.topic, t.ID.Partition)
+		if err != nil {
+			return fmt.Errorf("restore store %q from %s: %w", name, ts.topic, err)
+		}
+		if end <= from {
+			continue
+		}
+		t.stats.RestoreTotal.Add(end - from)
 		start := time.Now()
+		lastLog := start
 		before := t.stats.Restored.Load()
+		t.log.Info("restoring store", "store", name, "topic", ts.topic, "from", from, "to", end)
 		var b state.Batch
 		next, err := r.ReadChangelog(ctx, ts.topic, t.ID.Partition, from, func(recs []*RawRecord) error {
 			b.Reset()
@@ -150,6 +160,11 @@ func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
 				return err
 			}
 			t.stats.Restored.Add(int64(len(recs)))
+			if now := time.Now(); now.Sub(lastLog) >= restoreLogEvery && len(recs) > 0 {
+				lastLog = now
+				t.log.Info("restoring store", "store", name, "offset", recs[len(recs)-1].Offset+1, "end", end,
+					"records", t.stats.Restored.Load()-before)
+			}
 			return nil
 		})
 		if err != nil {
@@ -160,6 +175,9 @@ func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
 	}
 	return nil
 }
+
+// restoreLogEvery is how often a long restore logs its progress.
+const restoreLogEvery = 5 * time.Second
 
 // FlushStores flushes every store's cache: changes are forwarded downstream
 // and logged. It is the first step of a commit. A change whose forwarding

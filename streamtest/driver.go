@@ -276,6 +276,16 @@ func (d *Driver) task(sub int, p int32) (*processor.Task, error) {
 	return t, nil
 }
 
+// EndOffset implements processor.ChangelogReader over the driver's
+// in-memory topics.
+func (d *Driver) EndOffset(_ context.Context, topic string, partition int32) (int64, error) {
+	t := d.topics[topic]
+	if t == nil || int(partition) >= len(t.parts) {
+		return 0, nil
+	}
+	return int64(len(t.parts[partition])), nil
+}
+
 // ReadChangelog implements processor.ChangelogReader over the driver's
 // in-memory topics, so a driver whose tasks are closed and reopened
 // restores their stores like an app does.
