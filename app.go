@@ -233,6 +233,20 @@ func (a *App) Commits() int64 {
 	return 0
 }
 
+// kill stops Run without a final commit, as a crash would. Tests use it
+// through export_test.go.
+func (a *App) kill() {
+	if rt := a.runtime(); rt != nil {
+		rt.Abort()
+	}
+	a.mu.Lock()
+	cancel := a.cancel
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
 func (a *App) runtime() *processor.Runtime {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -70,6 +70,10 @@ type Runtime struct {
 
 	commits   atomic.Int64
 	processed atomic.Int64
+	aborted   atomic.Bool // Abort was called: commit nothing more
+
+	repartitions []string  // repartition topics read, purged after commits
+	lastPurge    time.Time // when they were last purged
 }
 
 type runTask struct {
@@ -128,6 +132,9 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		name := ref.Resolve(appID)
 		r.subs[name] = sub
 		topics = append(topics, name)
+		if ref.Internal {
+			r.repartitions = append(r.repartitions, name)
+		}
 	}
 	slices.Sort(topics)
 	bal := NewTaskBalancer(cfg.Topology, appID, cfg.Member)
@@ -216,6 +223,13 @@ func (r *Runtime) Tasks() []TaskID {
 	return ids
 }
 
+// Abort makes Run, once its context is canceled, stop as a crashed
+// process would: nothing more is flushed or committed, caches are dropped,
+// and the next owner of its tasks reprocesses from the last commit. It
+// exists to test failure handling; a graceful stop cancels the context
+// alone.
+func (r *Runtime) Abort() { r.aborted.Store(true) }
+
 // TaskStatus is a snapshot of one task of this member.
 type TaskStatus struct {
 	ID TaskID
@@ -286,6 +300,9 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		cancel()
 		if ctx.Err() != nil {
 			r.cl.AllowRebalance()
+			if r.aborted.Load() {
+				return nil
+			}
 			return r.finalCommit()
 		}
 		if err := r.fatalErr(); err != nil {
@@ -647,7 +664,7 @@ func (r *Runtime) commitLocked(ctx context.Context) error {
 // commit flushes every produced record, then commits the input offsets of
 // the given tasks (all when nil). r.mu is held.
 func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
-	if !r.dirty && only == nil {
+	if (!r.dirty && only == nil) || r.aborted.Load() {
 		return nil
 	}
 	var tasks []*runTask
@@ -703,7 +720,57 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 		r.dirty = false
 	}
 	r.commits.Add(1)
+	r.purge(ctx, offsets)
 	return nil
+}
+
+// purgeEvery bounds how often committed records are deleted from
+// repartition topics.
+const purgeEvery = 30 * time.Second
+
+// purge deletes the records of repartition topics below the committed
+// offsets: nothing reads them again, and the topics keep them otherwise
+// (they are created with infinite retention, so nothing unprocessed
+// expires while the app is down). A failure is only logged: the next
+// purge covers it.
+func (r *Runtime) purge(ctx context.Context, committed map[string]map[int32]kgo.EpochOffset) {
+	if len(r.repartitions) == 0 || time.Since(r.lastPurge) < purgeEvery {
+		return
+	}
+	r.lastPurge = time.Now()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 5000
+	for _, topic := range r.repartitions {
+		parts := committed[topic]
+		if len(parts) == 0 {
+			continue
+		}
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = topic
+		for p, eo := range parts {
+			rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+			rp.Partition, rp.Offset = p, eo.Offset
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	if len(req.Topics) == 0 {
+		return
+	}
+	shards := r.cl.RequestSharded(ctx, req)
+	for _, sh := range shards {
+		if sh.Err != nil {
+			r.log.Warn("purging repartition topics", "error", sh.Err)
+			continue
+		}
+		for _, t := range sh.Resp.(*kmsg.DeleteRecordsResponse).Topics {
+			for _, p := range t.Partitions {
+				if err := kerrFor(p.ErrorCode); err != nil {
+					r.log.Warn("purging repartition topic", "topic", t.Topic, "partition", p.Partition, "error", err)
+				}
+			}
+		}
+	}
 }
 
 func (r *Runtime) commitOffsets(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset, commitErr *error) {

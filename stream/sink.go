@@ -116,7 +116,9 @@ func repartition[K, V any](s Stream[K, V], base string, c config[K, V], opts []O
 	s.b.pb.AddInternalTopic(processor.InternalTopic{
 		Ref:        ref,
 		Partitions: c.partitions,
-		Configs:    map[string]string{"cleanup.policy": "delete"},
+		// Infinite retention: records leave by the runtime's purge after
+		// they are committed, never by age while the app is down.
+		Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": "-1"},
 	})
 	var sinkOpts []Option
 	for _, o := range opts {
