@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kappa-streams/kappa/codec"
@@ -95,7 +96,26 @@ type KV[K, V any] struct {
 	batch Batch      // engine writes not yet applied
 	// entries whose changes are in batch
 	pending []*entry[K, V]
+	metrics Metrics
 }
+
+// Metrics are a store's counters, updated by the task that owns the store
+// and readable from any goroutine. The metrics endpoint exports them.
+type Metrics struct {
+	Gets        atomic.Int64 // Get calls
+	CacheHits   atomic.Int64 // Get and write lookups answered by the cache
+	Puts        atomic.Int64 // Put and PutAt calls
+	Deletes     atomic.Int64 // Delete and DeleteAt calls
+	Flushed     atomic.Int64 // changes forwarded and logged by cache flushes
+	Evicted     atomic.Int64 // entries evicted from a full cache
+	Batches     atomic.Int64 // write batches applied to the engine
+	BatchedOps  atomic.Int64 // puts and deletes in those batches
+	WriteNanos  atomic.Int64 // time spent applying batches
+	EngineReads atomic.Int64 // lookups that went to the engine
+}
+
+// Metrics returns the store's counters.
+func (s *KV[K, V]) Metrics() *Metrics { return &s.metrics }
 
 // NewKV layers a typed store over engine. log may be nil for a store
 // without a changelog; forward, when set, receives every flushed change
@@ -128,9 +148,11 @@ func (s *KV[K, V]) encodeKey(key K) ([]byte, error) {
 // lookup returns the cached entry for kb, loading it from the engine.
 func (s *KV[K, V]) lookup(key K, kb []byte) (*entry[K, V], error) {
 	if e, ok := s.cache[string(kb)]; ok {
+		s.metrics.CacheHits.Add(1)
 		s.lru.MoveToFront(e.elem)
 		return e, nil
 	}
+	s.metrics.EngineReads.Add(1)
 	raw, ok, err := s.engine.Get(kb)
 	if err != nil {
 		return nil, fmt.Errorf("state: store %q: %w", s.name, err)
@@ -149,6 +171,7 @@ func (s *KV[K, V]) lookup(key K, kb []byte) (*entry[K, V], error) {
 
 // Get implements KeyValue.
 func (s *KV[K, V]) Get(key K) (V, bool, error) {
+	s.metrics.Gets.Add(1)
 	var zero V
 	kb, err := s.encodeKey(key)
 	if err != nil {
@@ -181,6 +204,11 @@ func (s *KV[K, V]) DeleteAt(key K, ts time.Time) error {
 }
 
 func (s *KV[K, V]) write(key K, value V, del bool, ts time.Time) error {
+	if del {
+		s.metrics.Deletes.Add(1)
+	} else {
+		s.metrics.Puts.Add(1)
+	}
 	kb, err := s.encodeKey(key)
 	if err != nil {
 		return err
@@ -217,6 +245,7 @@ func (s *KV[K, V]) evict() error {
 	if err := s.writeBatch(); err != nil {
 		return err
 	}
+	s.metrics.Evicted.Add(int64(len(victims)))
 	for _, e := range victims {
 		s.lru.Remove(e.elem)
 		delete(s.cache, e.kb)
@@ -231,6 +260,7 @@ func (s *KV[K, V]) flushEntries(es []*entry[K, V]) error {
 			continue
 		}
 		e.dirty = false // a failure below reports this entry once, not forever
+		s.metrics.Flushed.Add(1)
 		kb := []byte(e.kb)
 		var vb []byte
 		if e.deleted {
@@ -264,7 +294,11 @@ func (s *KV[K, V]) writeBatch() error {
 	if s.batch.Len() == 0 && len(s.batch.meta) == 0 {
 		return nil
 	}
+	start := time.Now()
+	s.metrics.Batches.Add(1)
+	s.metrics.BatchedOps.Add(int64(s.batch.Len()))
 	err := s.engine.Write(&s.batch)
+	s.metrics.WriteNanos.Add(int64(time.Since(start)))
 	s.batch.Reset()
 	if err != nil {
 		return fmt.Errorf("state: store %q: %w", s.name, err)

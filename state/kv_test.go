@@ -150,3 +150,34 @@ func TestKVDedupesBetweenFlushes(t *testing.T) {
 		t.Fatalf("uncached store forwarded %v, want every update", forwarded)
 	}
 }
+
+func TestKVMetrics(t *testing.T) {
+	s := NewKV("m", NewMemory(), codec.String(), codec.Int64(), Options{CacheSize: 10}, nil, nil)
+	for i := range 25 {
+		if err := s.Put(fmt.Sprint("k", i), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete("k0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Get("k24"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Metrics()
+	got := []int64{m.Puts.Load(), m.Deletes.Load(), m.Gets.Load(), m.Flushed.Load(), m.BatchedOps.Load()}
+	// 25 puts and a delete of k0, evicted by then and read back.
+	want := []int64{25, 1, 1, 26, 26}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("puts, deletes, gets, flushed, batched ops = %v, want %v", got, want)
+	}
+	if m.Batches.Load() < 2 || m.Evicted.Load() == 0 || m.CacheHits.Load() == 0 || m.EngineReads.Load() < 26 {
+		t.Fatalf("batches %d, evicted %d, cache hits %d, engine reads %d", m.Batches.Load(), m.Evicted.Load(), m.CacheHits.Load(), m.EngineReads.Load())
+	}
+}
