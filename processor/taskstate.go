@@ -135,6 +135,17 @@ func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
 		if err != nil {
 			return fmt.Errorf("restore store %q from %s: %w", name, ts.topic, err)
 		}
+		if from > end {
+			// The changelog is shorter than the local state says: it was
+			// deleted and recreated (an app reset). The local data belongs
+			// to a log that is gone, so it is wiped and rebuilt.
+			t.log.Warn("local store is ahead of its changelog; wiping it", "store", name, "topic", ts.topic,
+				"local", from, "end", end)
+			if err := wipe(ts.engine); err != nil {
+				return fmt.Errorf("restore store %q: wipe: %w", name, err)
+			}
+			from = 0
+		}
 		if end <= from {
 			continue
 		}
@@ -174,6 +185,32 @@ func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
 			"records", t.stats.Restored.Load()-before, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// wipe deletes every key of an engine and its changelog position, in
+// batches.
+func wipe(e state.Engine) error {
+	var b state.Batch
+	for {
+		b.Reset()
+		err := e.Range(nil, nil, func(k, _ []byte) bool {
+			b.Delete(k)
+			return b.Len() < 10000
+		})
+		if err != nil {
+			return err
+		}
+		done := b.Len() < 10000
+		if done {
+			b.SetMeta(metaChangelogNext, []byte("0"))
+		}
+		if err := e.Write(&b); err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+	}
 }
 
 // restoreLogEvery is how often a long restore logs its progress.
