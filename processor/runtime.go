@@ -9,10 +9,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -530,6 +533,12 @@ func (r *Runtime) openAndRestore(ctx context.Context, rt *runTask) (*Task, error
 		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
 		if err == nil {
 			rt.opening.Store(t)
+			st, err := r.committedStreamTime(ctx, id)
+			if err != nil {
+				t.Close()
+				return nil, err
+			}
+			t.RestoreStreamTime(st)
 			if err := t.Restore(ctx, r); err != nil {
 				t.Close()
 				return nil, err
@@ -546,6 +555,51 @@ func (r *Runtime) openAndRestore(ctx context.Context, rt *runTask) (*Task, error
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// streamTimeMeta prefixes the stream time in committed offsets' metadata.
+const streamTimeMeta = "kappa.st="
+
+// committedStreamTime reads the stream time the task's last owner
+// committed with its input offsets: the largest over its partitions, -1
+// when none was committed.
+func (r *Runtime) committedStreamTime(ctx context.Context, id TaskID) (int64, error) {
+	offs, err := kadm.NewClient(r.cl).FetchOffsets(ctx, r.cfg.Plan.AppID)
+	if err != nil {
+		return -1, fmt.Errorf("processor: task %s: committed offsets: %w", id, err)
+	}
+	st := int64(-1)
+	for topic, parts := range r.partitionsOf(id) {
+		for _, p := range parts {
+			o, ok := offs.Lookup(topic, p)
+			if !ok || o.Err != nil {
+				continue
+			}
+			if v, ok := strings.CutPrefix(o.Metadata, streamTimeMeta); ok {
+				if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > st {
+					st = ms
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+// withStreamTimes returns ctx carrying a pre-commit hook that writes each
+// task's stream time into the metadata of its partitions' offsets.
+func withStreamTimes(ctx context.Context, times map[string]map[int32]int64) context.Context {
+	return kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			rt := &req.Topics[i]
+			for j := range rt.Partitions {
+				rp := &rt.Partitions[j]
+				if ms, ok := times[rt.Topic][rp.Partition]; ok && ms >= 0 {
+					rp.Metadata = kmsg.StringPtr(streamTimeMeta + strconv.FormatInt(ms, 10))
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // fail records a fatal error; the run loop returns it. r.mu is held.
@@ -694,18 +748,21 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	}
 	// 4. Input offsets.
 	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	times := make(map[string]map[int32]int64)
 	for _, t := range tasks {
 		id := t.id
 		for topic, eo := range t.next {
 			if offsets[topic] == nil {
 				offsets[topic] = make(map[int32]kgo.EpochOffset)
+				times[topic] = make(map[int32]int64)
 			}
 			offsets[topic][id.Partition] = eo
+			times[topic][id.Partition] = t.StreamTimeMillis()
 		}
 	}
 	var commitErr error
 	if len(offsets) > 0 {
-		r.commitOffsets(ctx, offsets, &commitErr)
+		r.commitOffsets(withStreamTimes(ctx, times), offsets, &commitErr)
 	}
 	if commitErr != nil {
 		return fmt.Errorf("processor: commit offsets: %w", commitErr)

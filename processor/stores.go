@@ -17,6 +17,14 @@ type StoreSpec struct {
 	ChangelogConfigs map[string]string
 	// Options tune the store's cache.
 	Options state.Options
+	// Segments, when set, makes the engine a *state.Segmented: a window
+	// or session store whose data expires by time.
+	Segments *SegmentSpec
+}
+
+// SegmentSpec sizes the segments of a window or session store, in ms.
+type SegmentSpec struct {
+	Interval, Retention int64
 }
 
 // Store is the runtime's view of an open store: the typed stores of package

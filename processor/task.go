@@ -139,6 +139,19 @@ type TaskStats struct {
 	RestoreTotal atomic.Int64
 }
 
+// StreamTimeMillis returns the task's stream time in Unix ms, or -1 before
+// any record.
+func (t *Task) StreamTimeMillis() int64 { return t.streamTime }
+
+// RestoreStreamTime moves the stream time forward to ms, the stream time a
+// previous owner of the task committed, so that windows closed before a
+// restart stay closed after it.
+func (t *Task) RestoreStreamTime(ms int64) {
+	if ms > t.streamTime {
+		t.streamTime = ms
+	}
+}
+
 // Task runs one partition of one sub-topology: it owns an instance of every
 // node of that sub-topology and processes one input record at a time. Its
 // methods, other than Stats, must be called from one goroutine at a time.

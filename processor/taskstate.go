@@ -36,15 +36,24 @@ func (t *Task) openStores(specs []*StoreSpec) error {
 		if sp.Logging {
 			ts.topic = ChangelogRef(sp.Name).Resolve(t.env.AppID)
 		}
-		if sp.InMemory || t.env.StateDir == "" {
-			ts.engine = state.NewMemory()
-		} else {
-			if t.dir == nil {
-				d, err := state.OpenTaskDir(t.env.StateDir, t.env.AppID, t.ID.String())
-				if err != nil {
+		if sp.Segments != nil {
+			o := state.SegmentedOptions{Interval: sp.Segments.Interval, Retention: sp.Segments.Retention}
+			if !sp.InMemory && t.env.StateDir != "" {
+				if err := t.openDir(); err != nil {
 					return err
 				}
-				t.dir = d
+				o.Dir = t.dir.StorePath(sp.Name)
+			}
+			e, err := state.OpenSegmented(o)
+			if err != nil {
+				return err
+			}
+			ts.engine = e
+		} else if sp.InMemory || t.env.StateDir == "" {
+			ts.engine = state.NewMemory()
+		} else {
+			if err := t.openDir(); err != nil {
+				return err
 			}
 			e, err := state.OpenLevelDB(t.dir.StorePath(sp.Name), state.LevelDBOptions{})
 			if err != nil {
@@ -99,6 +108,19 @@ func (t *Task) RegisterStore(name string, s Store) error {
 		return fmt.Errorf("state store %q opened twice in task %s", name, t.ID)
 	}
 	ts.store = s
+	return nil
+}
+
+// openDir opens and locks the task's state directory, once.
+func (t *Task) openDir() error {
+	if t.dir != nil {
+		return nil
+	}
+	d, err := state.OpenTaskDir(t.env.StateDir, t.env.AppID, t.ID.String())
+	if err != nil {
+		return err
+	}
+	t.dir = d
 	return nil
 }
 

@@ -63,7 +63,9 @@ type Driver struct {
 	queue  []*processor.RawRecord
 	now    time.Time
 	wall   time.Time // the virtual wall clock of punctuation
-	err    error
+	// streamTimes keeps closed tasks' stream times for their reopening.
+	streamTimes map[processor.TaskID]int64
+	err         error
 }
 
 type topic struct {
@@ -100,6 +102,8 @@ func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
 		topics: make(map[string]*topic),
 		now:    c.start,
 		wall:   c.start,
+
+		streamTimes: make(map[processor.TaskID]int64),
 	}
 	d.env = &processor.TaskEnv{
 		AppID:      c.appID,
@@ -268,6 +272,9 @@ func (d *Driver) task(sub int, p int32) (*processor.Task, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st, ok := d.streamTimes[id]; ok {
+		t.RestoreStreamTime(st)
+	}
 	if err := t.Restore(context.Background(), d); err != nil {
 		t.Close()
 		return nil, err
@@ -308,6 +315,9 @@ func (d *Driver) ReadChangelog(_ context.Context, topic string, partition int32,
 // app does; the next records reopen the tasks and restore their stores from
 // the changelogs.
 func (d *Driver) CloseTasks() error {
+	for id, t := range d.tasks {
+		d.streamTimes[id] = t.StreamTimeMillis() // committed with the offsets, as an app does
+	}
 	err := d.Close()
 	d.tasks = make(map[processor.TaskID]*processor.Task)
 	return err
