@@ -239,14 +239,26 @@ type TaskStatus struct {
 	// Ready is false while the task's stores restore; it processes nothing
 	// until then.
 	Ready bool
-	// Processed, DeadLetters and Dropped count input records; Produced
+	// Processed, DeadLetters, Dropped and Late (records outside every open
+	// window) count input records; Produced
 	// counts output records.
-	Processed, DeadLetters, Produced, Dropped int64
+	Processed, DeadLetters, Produced, Dropped, Late int64
 	// Restored counts changelog records applied by restores so far, and
 	// RestoreTarget the records those restores set out to read (the
 	// changelogs' end offsets minus the checkpointed offsets). While a
 	// restore runs, Restored/RestoreTarget is its progress.
 	Restored, RestoreTarget int64
+}
+
+// Status returns a snapshot of the task's counters; Ready is left false.
+// It may be called from any goroutine.
+func (t *Task) Status() TaskStatus {
+	s := t.Stats()
+	return TaskStatus{
+		ID: t.ID, Processed: s.Processed.Load(), DeadLetters: s.DeadLetters.Load(),
+		Produced: s.Produced.Load(), Dropped: s.Dropped.Load(), Late: s.Late.Load(),
+		Restored: s.Restored.Load(), RestoreTarget: s.RestoreTotal.Load(),
+	}
 }
 
 // TaskStatus returns a snapshot of every task this member runs, in task
@@ -256,17 +268,15 @@ func (r *Runtime) TaskStatus() []TaskStatus {
 	defer r.mu.Unlock()
 	out := make([]TaskStatus, 0, len(r.tasks))
 	for id, rt := range r.tasks {
-		st := TaskStatus{ID: id, Ready: rt.ready}
 		t := rt.Task
 		if t == nil {
 			t = rt.opening.Load()
 		}
+		st := TaskStatus{ID: id}
 		if t != nil {
-			s := t.Stats()
-			st.Processed, st.DeadLetters = s.Processed.Load(), s.DeadLetters.Load()
-			st.Produced, st.Dropped = s.Produced.Load(), s.Dropped.Load()
-			st.Restored, st.RestoreTarget = s.Restored.Load(), s.RestoreTotal.Load()
+			st = t.Status()
 		}
+		st.Ready = rt.ready
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b TaskStatus) int { return compareTaskIDs(a.ID, b.ID) })

@@ -134,6 +134,9 @@ type TaskStats struct {
 	// tombstones reaching a key-changing operator, records with a nil key
 	// reaching a key-based stateful operator.
 	Dropped  atomic.Int64
+	// Late counts records dropped because every window they belong to had
+	// closed (stream time ≥ window end + grace).
+	Late     atomic.Int64
 	Restored atomic.Int64 // changelog records applied while restoring
 	// RestoreTotal is the changelog records the current restore expects.
 	RestoreTotal atomic.Int64
@@ -169,6 +172,7 @@ type Task struct {
 	stores map[string]*taskStore
 	order  []string // store names in open order
 	puncts []*punctuator
+	late   map[string]*atomic.Int64 // late records dropped, by node
 	// streamTime is the largest record timestamp seen, in Unix ms.
 	streamTime int64
 }
@@ -242,6 +246,33 @@ func (t *Task) StreamTime() time.Time {
 
 // Drop counts a record dropped by the semantics (see TaskStats.Dropped).
 func (t *Task) Drop() { t.stats.Dropped.Add(1) }
+
+// DropLate counts a record that node dropped as late, per task (Stats.Late)
+// and per node (LateByNode), and logs it at debug level.
+func (t *Task) DropLate(node string, ts, streamTime int64) {
+	t.stats.Late.Add(1)
+	if t.late == nil {
+		t.late = make(map[string]*atomic.Int64)
+	}
+	c := t.late[node]
+	if c == nil {
+		c = new(atomic.Int64)
+		t.late[node] = c
+	}
+	c.Add(1)
+	t.log.Debug("late record dropped", "node", node, "timestamp", ts, "stream_time", streamTime,
+		"topic", t.meta.Topic, "partition", t.meta.Partition, "offset", t.meta.Offset)
+}
+
+// LateByNode returns the late records each node dropped. Call it from the
+// task's goroutine.
+func (t *Task) LateByNode() map[string]int64 {
+	out := make(map[string]int64, len(t.late))
+	for n, c := range t.late {
+		out[n] = c.Load()
+	}
+	return out
+}
 
 // Stats returns the task's counters.
 func (t *Task) Stats() *TaskStats { return &t.stats }

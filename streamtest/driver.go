@@ -323,6 +323,18 @@ func (d *Driver) CloseTasks() error {
 	return err
 }
 
+// TaskStatus returns the counters of the open tasks, in task order: records
+// processed, dead-lettered, dropped and late, and restored.
+func (d *Driver) TaskStatus() []processor.TaskStatus {
+	var out []processor.TaskStatus
+	for _, id := range d.taskIDs() {
+		st := d.tasks[id].Status()
+		st.Ready = true
+		out = append(out, st)
+	}
+	return out
+}
+
 // Err returns the error that stopped the driver under FailFast, if any.
 func (d *Driver) Err() error { return d.err }
 

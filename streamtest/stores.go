@@ -18,26 +18,70 @@ type Entry[K, V any] struct {
 // p, opening the task if it is not yet. Use it to inspect or pre-load one
 // partition's state.
 func KeyValueStore[K, V any](d *Driver, name string, p int) (state.KeyValue[K, V], error) {
+	return typedStore[state.KeyValue[K, V]](d, name, p, "a key-value store")
+}
+
+// WindowStore returns the typed window store name (of a windowed
+// aggregation, or declared for a Processor API node) of the task owning
+// partition p, opening the task if it is not yet.
+func WindowStore[K, V any](d *Driver, name string, p int) (state.WindowStore[K, V], error) {
+	return typedStore[state.WindowStore[K, V]](d, name, p, "a window store")
+}
+
+// WindowEntry is one entry of a window store.
+type WindowEntry[K, V any] struct {
+	Key        K
+	Start, End int64 // Unix ms
+	Value      V
+}
+
+// ReadWindowStore returns every live entry of window store name across all
+// partitions, in partition order and, within one, in key byte order then
+// start time.
+func ReadWindowStore[K, V any](d *Driver, name string) ([]WindowEntry[K, V], error) {
 	_, sub, ok := d.topo.Store(name)
 	if !ok {
 		return nil, fmt.Errorf("streamtest: no state store %q in the topology", name)
 	}
+	var out []WindowEntry[K, V]
+	for p := range int(d.plan.Tasks[sub]) {
+		ws, err := WindowStore[K, V](d, name, p)
+		if err != nil {
+			return nil, err
+		}
+		err = ws.All(func(k K, s, e int64, v V) bool {
+			out = append(out, WindowEntry[K, V]{k, s, e, v})
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func typedStore[S any](d *Driver, name string, p int, what string) (S, error) {
+	var zero S
+	_, sub, ok := d.topo.Store(name)
+	if !ok {
+		return zero, fmt.Errorf("streamtest: no state store %q in the topology", name)
+	}
 	if p < 0 || int32(p) >= d.plan.Tasks[sub] {
-		return nil, fmt.Errorf("streamtest: store %q has partitions 0..%d, not %d", name, d.plan.Tasks[sub]-1, p)
+		return zero, fmt.Errorf("streamtest: store %q has partitions 0..%d, not %d", name, d.plan.Tasks[sub]-1, p)
 	}
 	t, err := d.task(sub, int32(p))
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	s, ok := t.Store(name)
 	if !ok {
-		return nil, fmt.Errorf("streamtest: store %q is not open in task %s", name, t.ID)
+		return zero, fmt.Errorf("streamtest: store %q is not open in task %s", name, t.ID)
 	}
-	kv, ok := s.(state.KeyValue[K, V])
+	typed, ok := s.(S)
 	if !ok {
-		return nil, fmt.Errorf("streamtest: store %q is %T, not a key-value store of (%T, %T)", name, s, *new(K), *new(V))
+		return zero, fmt.Errorf("streamtest: store %q is %T, not %s of these types (%T)", name, s, what, zero)
 	}
-	return kv, nil
+	return typed, nil
 }
 
 // ReadStore returns every entry of store name across all partitions, in
