@@ -133,7 +133,7 @@ type TaskStats struct {
 	// Dropped counts records dropped by the semantics, not by error:
 	// tombstones reaching a key-changing operator, records with a nil key
 	// reaching a key-based stateful operator.
-	Dropped  atomic.Int64
+	Dropped atomic.Int64
 	// Late counts records dropped because every window they belong to had
 	// closed (stream time ≥ window end + grace).
 	Late     atomic.Int64
