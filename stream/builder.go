@@ -230,6 +230,8 @@ func parse[K, V any](b *Builder, op string, opts []Option) config[K, V] {
 			c.noLogging = true
 		case withStores:
 			// read by Process
+		case emitFinal:
+			// read by windowed aggregations
 		case nil:
 			b.pb.Errorf("%s: nil option", op)
 		default:
