@@ -10,6 +10,7 @@
 //	codec.Int64()        // 8-byte big-endian, the Java LongSerializer layout
 //	codec.Float64()      // 8-byte big-endian IEEE 754, the Java DoubleSerializer layout
 //	codec.JSON[Click]()  // encoding/json
+//	codec.Windowed(kc)   // window.Windowed keys: kc's bytes, then start and end
 //
 // # Errors
 //

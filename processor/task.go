@@ -135,7 +135,8 @@ type TaskStats struct {
 	// reaching a key-based stateful operator.
 	Dropped atomic.Int64
 	// Late counts records dropped because every window they belong to had
-	// closed (stream time ≥ window end + grace).
+	// closed (stream time had reached the window's close time: end + grace
+	// for time windows; see package window for the others).
 	Late     atomic.Int64
 	Restored atomic.Int64 // changelog records applied while restoring
 	// RestoreTotal is the changelog records the current restore expects.

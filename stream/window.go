@@ -96,7 +96,6 @@ func windowAggregate[K, V, VA any](ws TimeWindowedStream[K, V], kind string, ini
 	in := g.input(spec.Name)
 	kc, vac := known(b, pick(c.kc, in.kc)), known(b, c.vc)
 	requireCodecs(b, "windowed "+kind, name, kc, vac)
-	grace := w.GracePeriod().Milliseconds()
 
 	n := b.pb.AddProcessor(name, func(t *processor.Task, cs []processor.Child) (any, error) {
 		out, err := children[window.Windowed[K], Change[VA]](cs)
@@ -123,7 +122,7 @@ func windowAggregate[K, V, VA any](ws TimeWindowedStream[K, V], kind string, ini
 		if err := t.RegisterStore(spec.Name, store); err != nil {
 			return nil, err
 		}
-		op := &windowOp[K, VA]{t: t, name: name, store: store, grace: grace, final: final, out: out}
+		op := &windowOp[K, VA]{t: t, name: name, store: store, closeTime: w.CloseTime, final: final, out: out}
 		var wins []window.Window
 		return receive[K, V](func(rec Record[K, V]) error {
 			t.Enter(name)
@@ -169,14 +168,14 @@ func windowAggregate[K, V, VA any](ws TimeWindowedStream[K, V], kind string, ini
 // windowOp is a task's state of a windowed aggregation beyond its store:
 // with EmitFinal, the windows not yet emitted, by end.
 type windowOp[K, VA any] struct {
-	t       *processor.Task
-	name    string
-	store   *state.Windows[K, VA]
-	grace   int64
-	final   bool
-	out     fanout[window.Windowed[K], Change[VA]]
-	started bool
-	pending pendingHeap[K]
+	t         *processor.Task
+	name      string
+	store     *state.Windows[K, VA]
+	closeTime func(window.Window) int64
+	final     bool
+	out       fanout[window.Windowed[K], Change[VA]]
+	started   bool
+	pending   pendingHeap[K]
 }
 
 // start rebuilds the pending windows from the restored store, once, at
@@ -192,7 +191,7 @@ func (op *windowOp[K, VA]) start() error {
 	}
 	st := op.t.StreamTimeMillis()
 	err := op.store.All(func(k K, start, end int64, _ VA) bool {
-		if st < 0 || st < end+op.grace {
+		if st < 0 || st < op.closeTime(window.Window{Start: start, End: end}) {
 			op.pending = append(op.pending, pendingWindow[K]{key: k, win: window.Window{Start: start, End: end}})
 		}
 		return true
@@ -207,7 +206,7 @@ func (op *windowOp[K, VA]) start() error {
 // then lets the store drop what is out of retention.
 func (op *windowOp[K, VA]) advance(st int64) error {
 	if op.final {
-		for len(op.pending) > 0 && st >= op.pending[0].win.End+op.grace {
+		for len(op.pending) > 0 && st >= op.closeTime(op.pending[0].win) {
 			p := heap.Pop(&op.pending).(pendingWindow[K])
 			v, ok, err := op.store.Get(p.key, p.win.Start, p.win.End)
 			if err != nil {
