@@ -1,7 +1,9 @@
 package state
 
 import (
+	"encoding/binary"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/syndtr/goleveldb/leveldb"
@@ -42,8 +44,14 @@ func (o *LevelDBOptions) EnsureDefaults() {
 type levelEngine struct {
 	db     *leveldb.DB
 	wo     *opt.WriteOptions
-	count  atomic.Int64 // maintained estimate; see ApproximateCount
 	closed atomic.Bool
+
+	count      atomic.Int64 // the last key count; see ApproximateCount
+	countValid atomic.Bool  // no write since count was taken
+
+	wmu   sync.Mutex     // serializes writes, which share lb
+	lb    *leveldb.Batch // reused between writes
+	lbCap int            // bytes lb has room for
 }
 
 // OpenLevelDB opens (creating if needed) a LevelDB engine in dir.
@@ -53,28 +61,15 @@ func OpenLevelDB(dir string, o LevelDBOptions) (Engine, error) {
 		WriteBuffer:        o.WriteBuffer,
 		BlockCacheCapacity: o.BlockCache,
 		Compression:        opt.NoCompression,
-		// The key count is kept exact by a lookup per write; the filter
-		// makes the lookup of a new key cheap.
+		// Bloom filters make lookups of missing keys (new keys in an
+		// aggregation) cheap.
 		Filter: filter.NewBloomFilter(10),
 		NoSync: !o.Sync,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state: open leveldb %s: %w", dir, err)
 	}
-	e := &levelEngine{db: db, wo: &opt.WriteOptions{Sync: o.Sync}}
-	if v, ok, err := e.Meta("count"); err == nil && ok && len(v) == 8 {
-		e.count.Store(int64(be64(v)))
-	}
-	return e, nil
-}
-
-func be64(b []byte) uint64 {
-	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-}
-
-func put64(v uint64) []byte {
-	return []byte{byte(v >> 56), byte(v >> 48), byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
+	return &levelEngine{db: db, wo: &opt.WriteOptions{Sync: o.Sync}}, nil
 }
 
 func prefixed(p byte, key []byte) []byte {
@@ -118,48 +113,56 @@ func (e *levelEngine) Range(start, end []byte, fn func(k, v []byte) bool) error 
 	return it.Error()
 }
 
-// Write applies the batch. The key count estimate is kept by counting
-// puts of new keys and deletes of existing ones, which costs a lookup per
-// operation only for keys not in the block cache; it is stored with the
-// batch so it survives restarts.
+// Write applies the batch in one LevelDB write. The LevelDB batch is
+// reused and sized before it is filled: goleveldb grows a large batch in
+// small steps, copying it each time, which made big restore batches
+// quadratic.
 func (e *levelEngine) Write(b *Batch) error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
-	var lb leveldb.Batch
-	delta := int64(0)
-	// Existence of keys touched earlier in this batch.
-	seen := make(map[string]bool, b.Len())
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	need := b.Size() + b.Len()*(2*binary.MaxVarintLen32+2) + 64
+	for _, m := range b.meta {
+		need += len(m.name) + len(m.value) + 2*binary.MaxVarintLen32 + 2
+	}
+	if e.lb == nil || need > e.lbCap {
+		// An empty batch grows by exactly what one record needs: one
+		// record of the whole size reserves it.
+		e.lb = new(leveldb.Batch)
+		e.lb.Put(nil, make([]byte, need))
+		e.lbCap = need
+	}
+	lb := e.lb
+	lb.Reset()
 	b.each(func(k, v []byte, del bool) {
 		pk := prefixed(dataPrefix, k)
-		has, inBatch := seen[string(k)]
-		if !inBatch {
-			has, _ = e.db.Has(pk, nil)
-		}
-		seen[string(k)] = !del
 		if del {
 			lb.Delete(pk)
-			if has {
-				delta--
-			}
-			return
-		}
-		lb.Put(pk, v)
-		if !has {
-			delta++
+		} else {
+			lb.Put(pk, v)
 		}
 	})
 	for _, m := range b.meta {
 		lb.Put(append([]byte{metaPrefix}, m.name...), m.value)
 	}
-	n := e.count.Load() + delta
-	lb.Put(append([]byte{metaPrefix}, "count"...), put64(uint64(n)))
-	if err := e.db.Write(&lb, e.wo); err != nil {
+	err := e.db.Write(lb, e.wo)
+	if e.lbCap > maxKeptBatch {
+		e.lb, e.lbCap = nil, 0 // do not hold a restore-sized buffer
+	}
+	if err != nil {
 		return fmt.Errorf("state: leveldb write: %w", err)
 	}
-	e.count.Store(n)
+	if b.Len() > 0 {
+		e.countValid.Store(false)
+	}
 	return nil
 }
+
+// maxKeptBatch bounds the LevelDB batch buffer an engine keeps between
+// writes.
+const maxKeptBatch = 4 << 20
 
 func (e *levelEngine) Meta(name string) ([]byte, bool, error) {
 	if e.closed.Load() {
@@ -172,11 +175,29 @@ func (e *levelEngine) Meta(name string) ([]byte, bool, error) {
 	return v, err == nil, err
 }
 
+// ApproximateCount counts the keys. The count is kept until the next
+// write; after writes, it is recounted by a scan of the keys, so call it
+// seldom (a metrics scrape, not per record).
 func (e *levelEngine) ApproximateCount() (int64, error) {
 	if e.closed.Load() {
 		return 0, ErrClosed
 	}
-	return e.count.Load(), nil
+	if e.countValid.Load() {
+		return e.count.Load(), nil
+	}
+	e.countValid.Store(true) // a write from now on invalidates the scan
+	var n int64
+	it := e.db.NewIterator(&util.Range{Start: []byte{dataPrefix}, Limit: []byte{dataPrefix + 1}}, nil)
+	for it.Next() {
+		n++
+	}
+	it.Release()
+	if err := it.Error(); err != nil {
+		e.countValid.Store(false)
+		return 0, err
+	}
+	e.count.Store(n)
+	return n, nil
 }
 
 func (e *levelEngine) Close() error {
