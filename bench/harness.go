@@ -17,6 +17,8 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kappa-streams/kappa/broker"
@@ -34,6 +36,7 @@ type commonFlags struct {
 	partitions int
 	valueSize  int
 	runs       int
+	warmup     int
 	seed       uint64
 	timeout    time.Duration
 	contenders string
@@ -42,13 +45,20 @@ type commonFlags struct {
 }
 
 func (f *commonFlags) register(fs *flag.FlagSet, defaultRecords int) {
+	f.registerWith(fs, defaultRecords, "raw,kappa,goka", 0)
+}
+
+// registerWith is register for a workload whose default contenders or
+// warm-up runs differ.
+func (f *commonFlags) registerWith(fs *flag.FlagSet, defaultRecords int, contenders string, warmup int) {
 	fs.IntVar(&f.records, "records", defaultRecords, "input records to pre-produce")
 	fs.IntVar(&f.partitions, "partitions", 4, "partitions of the input and output topics")
 	fs.IntVar(&f.valueSize, "value-size", 100, "bytes per input value")
 	fs.IntVar(&f.runs, "runs", 1, "runs per contender; the table reports the median")
+	fs.IntVar(&f.warmup, "warmup", warmup, "runs per contender before the measured ones, not reported: they take the process's first-touch costs (heap growth, page cache), which otherwise fall on whichever contender runs first")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the generated input")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "time a contender gets to produce all its output before it is reported as failed")
-	fs.StringVar(&f.contenders, "contenders", "raw,kappa,goka", "comma-separated contenders to run, in this order")
+	fs.StringVar(&f.contenders, "contenders", contenders, "comma-separated contenders to run, in this order")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of one contender's first run (from its start to its last output) to this file")
 	fs.StringVar(&f.profile, "profile", "kappa", "the contender -cpuprofile profiles")
 }
@@ -67,6 +77,9 @@ func (f *commonFlags) validate() error {
 	if f.runs < 1 {
 		errs = append(errs, fmt.Errorf("-runs %d: must be at least 1", f.runs))
 	}
+	if f.warmup < 0 {
+		errs = append(errs, fmt.Errorf("-warmup %d: must be 0 or more", f.warmup))
+	}
 	if f.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-timeout %v: must be positive", f.timeout))
 	}
@@ -80,6 +93,26 @@ type job struct {
 	In, Out    string
 	Group      string
 	Partitions int32
+	// Progress is where the contender reports how many input records it
+	// has processed. Workloads measured by draining (expectation.Inputs)
+	// need it; the others ignore it.
+	Progress *progress
+}
+
+// progress is a contender's count of processed input records, as the
+// harness sees it.
+type progress struct{ fn atomic.Pointer[func() int64] }
+
+// Report registers fn as the contender's count of processed input
+// records. fn is called from the harness's goroutine every pollEvery, so
+// it must be cheap and safe for concurrent use.
+func (p *progress) Report(fn func() int64) { p.fn.Store(&fn) }
+
+func (p *progress) processed() int64 {
+	if fn := p.fn.Load(); fn != nil {
+		return (*fn)()
+	}
+	return 0
 }
 
 // contender is one implementation of a workload. run processes until ctx
@@ -95,10 +128,24 @@ type contender struct {
 // expectation is what a correct contender writes: Count records whose
 // key/value pairs hash to Sum (an order-independent multiset checksum).
 // Check, when set, looks at each output record and explains what is wrong.
+//
+// A workload whose contenders write different numbers of records (an
+// aggregation that deduplicates updates, or not) sets Inputs and Complete
+// instead, and is measured by draining: see harness.drain.
 type expectation struct {
 	Count int64
 	Sum   uint64
 	Check func(key, value []byte) error
+
+	// Inputs is the number of input records. When positive, the harness
+	// stops the contender as soon as it reports (job.Progress) having
+	// processed them all, and times it to the moment its output became
+	// complete.
+	Inputs int64
+	// Complete reads the output of a stopped contender, checks it, and
+	// returns, per output partition, the end offset from which the output
+	// is complete: every record needed is below it. Required with Inputs.
+	Complete func(ctx context.Context, h *harness, j job) ([]int64, error)
 }
 
 // trial is one measured run of one contender.
@@ -106,7 +153,12 @@ type trial struct {
 	Throughput float64       // expected records / (t1 - t0)
 	Wall       time.Duration // contender start → t1
 	Startup    time.Duration // contender start → t0
-	Err        error
+	// Drained marks a trial measured by draining (harness.drain); Tail is
+	// then the time from the harness seeing the last input processed to
+	// the output being complete.
+	Drained bool
+	Tail    time.Duration
+	Err     error
 }
 
 // harness holds the broker and the clients that measure and check.
@@ -118,6 +170,9 @@ type harness struct {
 	conn     *broker.Conn
 	cl       *kgo.Client // for end offsets
 	recSeed  maphash.Seed
+	// startLabel names t0 in the table's notes; "first output" unless the
+	// workload sets it.
+	startLabel string
 }
 
 func newHarness(ctx context.Context, workload string, flags *commonFlags) (*harness, error) {
@@ -138,7 +193,8 @@ func newHarness(ctx context.Context, workload string, flags *commonFlags) (*harn
 		return nil, err
 	}
 	logf("embedded broker at %s", strings.Join(addrs, ","))
-	return &harness{workload: workload, flags: flags, broker: b, addrs: addrs, conn: conn, cl: cl, recSeed: maphash.MakeSeed()}, nil
+	return &harness{workload: workload, flags: flags, broker: b, addrs: addrs, conn: conn, cl: cl,
+		recSeed: maphash.MakeSeed(), startLabel: "first output"}, nil
 }
 
 func (h *harness) Close() {
@@ -168,6 +224,25 @@ func (h *harness) createTopic(ctx context.Context, name string, partitions int32
 
 // endOffsets returns the sum of the high watermarks of topic's partitions.
 func (h *harness) endOffsets(ctx context.Context, topic string, partitions int32) (int64, error) {
+	ends, err := h.partitionEnds(ctx, topic, partitions)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, e := range ends {
+		sum += e
+	}
+	return sum, nil
+}
+
+// partitionEnds returns the high watermark of each of topic's partitions.
+func (h *harness) partitionEnds(ctx context.Context, topic string, partitions int32) ([]int64, error) {
+	return listEnds(ctx, h.cl, topic, partitions)
+}
+
+// listEnds asks through cl for the high watermark of each of topic's
+// partitions.
+func listEnds(ctx context.Context, cl *kgo.Client, topic string, partitions int32) ([]int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
@@ -178,25 +253,63 @@ func (h *harness) endOffsets(ctx context.Context, topic string, partitions int32
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, h.cl)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var sum int64
+	ends := make([]int64, partitions)
 	seen := 0
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return 0, fmt.Errorf("end offset of %s/%d: %w", topic, p.Partition, err)
+				return nil, fmt.Errorf("end offset of %s/%d: %w", topic, p.Partition, err)
 			}
-			sum += p.Offset
+			if p.Partition < 0 || p.Partition >= partitions {
+				return nil, fmt.Errorf("end offsets of %s: answer for unknown partition %d", topic, p.Partition)
+			}
+			ends[p.Partition] = p.Offset
 			seen++
 		}
 	}
 	if seen != int(partitions) {
-		return 0, fmt.Errorf("end offsets of %s: %d of %d partitions answered", topic, seen, partitions)
+		return nil, fmt.Errorf("end offsets of %s: %d of %d partitions answered", topic, seen, partitions)
 	}
-	return sum, nil
+	return ends, nil
+}
+
+// committed returns group's committed offset of each of topic's
+// partitions, -1 where it has none.
+func (h *harness) committed(ctx context.Context, group, topic string, partitions int32) ([]int64, error) {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rt.Partitions = append(rt.Partitions, p)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, h.cl)
+	if err != nil {
+		return nil, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, fmt.Errorf("committed offsets of group %s: %w", group, err)
+	}
+	offs := make([]int64, partitions)
+	for i := range offs {
+		offs[i] = -1
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return nil, fmt.Errorf("committed offset of group %s on %s/%d: %w", group, topic, p.Partition, err)
+			}
+			if p.Partition >= 0 && p.Partition < partitions {
+				offs[p.Partition] = p.Offset
+			}
+		}
+	}
+	return offs, nil
 }
 
 // measure runs one contender once on a fresh output topic and consumer
@@ -224,31 +337,31 @@ func (h *harness) measure(ctx context.Context, c contender, run int, in string, 
 		runtime.GC()
 	}()
 
-	profiling := h.flags.cpuprofile != "" && h.flags.profile == c.key && run == 0
-	stopProfile := func() {}
-	if profiling {
-		f, err := os.Create(h.flags.cpuprofile)
-		if err != nil {
-			return trial{Err: err}
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return trial{Err: err}
-		}
-		stopProfile = func() {
-			pprof.StopCPUProfile()
-			f.Close()
-			logf("%s: CPU profile written to %s", c.key, h.flags.cpuprofile)
-			stopProfile = func() {}
-		}
-		defer func() { stopProfile() }()
+	stopProfile, err := h.startProfile(c.key, run)
+	if err != nil {
+		return trial{Err: err}
 	}
+	defer stopProfile()
 
+	j.Progress = new(progress)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() { done <- c.run(cctx, j) }()
+
+	if exp.Inputs > 0 {
+		tr, err := h.drain(ctx, c, j, exp, start, done, cancel)
+		stopProfile()
+		if err != nil {
+			tr.Err = err
+			return tr
+		}
+		logf("%s: run %d: %.0f input records/s, wall %v (%s after %v, output complete %v after the last input); output verified",
+			c.key, run+1, tr.Throughput, tr.Wall.Round(time.Millisecond), h.startLabel,
+			tr.Startup.Round(time.Millisecond), tr.Tail.Round(time.Millisecond))
+		return tr
+	}
 
 	tr, runErr := h.watch(ctx, c, j, exp, start, done)
 	stopProfile()
@@ -274,6 +387,150 @@ func (h *harness) measure(ctx context.Context, c contender, run int, in string, 
 	logf("%s: run %d: %.0f records/s, wall %v (first output after %v); output verified",
 		c.key, run+1, tr.Throughput, tr.Wall.Round(time.Millisecond), tr.Startup.Round(time.Millisecond))
 	return tr
+}
+
+// startProfile starts the CPU profile if -cpuprofile asks for this
+// contender's run. The returned stop writes it; it may be called more
+// than once.
+func (h *harness) startProfile(key string, run int) (stop func(), err error) {
+	if h.flags.cpuprofile == "" || h.flags.profile != key || run != 0 {
+		return func() {}, nil
+	}
+	f, err := os.Create(h.flags.cpuprofile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+			logf("%s: CPU profile written to %s", key, h.flags.cpuprofile)
+		})
+	}, nil
+}
+
+// endPoll is one observation of the output's end offsets.
+type endPoll struct {
+	at   time.Time
+	ends []int64
+}
+
+// drain measures a contender whose output does not tell how far it is: an
+// aggregation that writes one update per input record or fewer, as its
+// cache decides. It polls the contender's processed count and the
+// output's end offsets every pollEvery. t0 is the first poll that sees a
+// processed record. Once the count reaches exp.Inputs, drain stops the
+// contender (stop cancels its context), which makes it commit: a
+// contender that holds results until a commit writes them now, without
+// waiting for its commit timer. After it has returned, exp.Complete reads
+// and checks the output and says which end offsets make it complete; t1
+// is the first poll that saw those offsets. The throughput is
+// exp.Inputs/(t1-t0). drain also checks that the contender committed
+// every input offset.
+func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation, start time.Time, done <-chan error, stop func()) (trial, error) {
+	deadline := time.NewTimer(h.flags.timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	var (
+		polls       []endPoll
+		t0, drained time.Time
+		n           int64
+		lastLog     = start
+	)
+	poll := func() {
+		ends, err := h.partitionEnds(ctx, j.Out, j.Partitions)
+		now := time.Now()
+		if err != nil {
+			if now.Sub(lastLog) >= time.Second {
+				logf("%s: reading end offsets: %v", c.key, err)
+				lastLog = now
+			}
+			return
+		}
+		polls = append(polls, endPoll{at: now, ends: ends})
+	}
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				return trial{}, fmt.Errorf("stopped after processing %d of %d input records: %w", n, exp.Inputs, err)
+			}
+			if drained.IsZero() {
+				return trial{}, fmt.Errorf("returned after processing %d of %d input records", n, exp.Inputs)
+			}
+			running = false
+			continue
+		case <-deadline.C:
+			stop()
+			return trial{}, fmt.Errorf("timed out after %v with %d of %d input records processed", h.flags.timeout, n, exp.Inputs)
+		case <-ctx.Done():
+			return trial{}, ctx.Err()
+		case <-tick.C:
+		}
+		n = j.Progress.processed()
+		now := time.Now()
+		poll()
+		if n > 0 && t0.IsZero() {
+			t0 = now
+		}
+		if n >= exp.Inputs && drained.IsZero() {
+			drained = now
+			logf("%s: all %d input records processed after %v; stopping it", c.key, n, now.Sub(start).Round(time.Millisecond))
+			stop()
+		}
+		if drained.IsZero() && now.Sub(lastLog) >= time.Second {
+			logf("%s: %d/%d input records processed after %v", c.key, n, exp.Inputs, now.Sub(start).Round(time.Millisecond))
+			lastLog = now
+		}
+	}
+	// The contender has returned: it writes nothing more.
+	poll()
+	if n = j.Progress.processed(); n > exp.Inputs {
+		return trial{}, fmt.Errorf("processed %d input records, more than the %d there are", n, exp.Inputs)
+	}
+	ins, err := h.partitionEnds(ctx, j.In, j.Partitions)
+	if err != nil {
+		return trial{}, err
+	}
+	offs, err := h.committed(ctx, j.Group, j.In, j.Partitions)
+	if err != nil {
+		return trial{}, err
+	}
+	if !slices.Equal(ins, offs) {
+		return trial{}, fmt.Errorf("committed offsets %v of %s, want its end offsets %v", offs, j.In, ins)
+	}
+	need, err := exp.Complete(ctx, h, j)
+	if err != nil {
+		return trial{}, fmt.Errorf("wrong output: %w", err)
+	}
+	i := slices.IndexFunc(polls, func(p endPoll) bool {
+		for k, e := range p.ends {
+			if e < need[k] {
+				return false
+			}
+		}
+		return true
+	})
+	if i < 0 {
+		return trial{}, fmt.Errorf("output complete at end offsets %v, never observed", need)
+	}
+	t1 := polls[i].at
+	if !t1.After(t0) {
+		return trial{}, fmt.Errorf("first input processed and output complete in the same observation, %v apart: too few records to measure, use more -records", pollEvery)
+	}
+	return trial{
+		Throughput: float64(exp.Inputs) / t1.Sub(t0).Seconds(),
+		Wall:       t1.Sub(start),
+		Startup:    t0.Sub(start),
+		Drained:    true,
+		Tail:       max(0, t1.Sub(drained)),
+	}, nil
 }
 
 // watch polls the output's end offsets until they reach exp.Count, the
@@ -382,6 +639,13 @@ func (h *harness) verify(ctx context.Context, j job, exp expectation) error {
 // runAll runs every selected contender h.flags.runs times, one after
 // another, and summarises each.
 func (h *harness) runAll(ctx context.Context, all []contender, in string, exp expectation) ([]summary, error) {
+	return h.runEach(ctx, all, func(c contender, run int) trial { return h.measure(ctx, c, run, in, exp) })
+}
+
+// runEach runs every selected contender h.flags.runs times with measure,
+// one after another, and summarises each. Workloads that do not fit
+// measure's mould (a restore has no output topic) bring their own.
+func (h *harness) runEach(ctx context.Context, all []contender, measure func(c contender, run int) trial) ([]summary, error) {
 	var chosen []contender
 	for _, k := range strings.Split(h.flags.contenders, ",") {
 		k = strings.TrimSpace(k)
@@ -394,11 +658,28 @@ func (h *harness) runAll(ctx context.Context, all []contender, in string, exp ex
 		}
 		chosen = append(chosen, all[i])
 	}
+	// Warm-up runs take the run numbers after the measured ones, so
+	// topic and group names stay unique and -cpuprofile still profiles
+	// measured run 0.
+	for w := range h.flags.warmup {
+		for _, c := range chosen {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			logf("%s: warm-up run %d of %d, not reported", c.key, w+1, h.flags.warmup)
+			if tr := measure(c, h.flags.runs+w); tr.Err != nil {
+				logf("%s: warm-up run %d failed: %v", c.key, w+1, tr.Err)
+			}
+		}
+	}
 	trials := make([][]trial, len(chosen))
 	for run := range h.flags.runs {
 		for i, c := range chosen {
 			logf("%s: run %d of %d", c.key, run+1, h.flags.runs)
-			tr := h.measure(ctx, c, run, in, exp)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			tr := measure(c, run)
 			if tr.Err != nil {
 				logf("%s: run %d failed: %v", c.key, run+1, tr.Err)
 			}
@@ -407,7 +688,7 @@ func (h *harness) runAll(ctx context.Context, all []contender, in string, exp ex
 	}
 	out := make([]summary, len(chosen))
 	for i, c := range chosen {
-		out[i] = summarise(c, trials[i])
+		out[i] = summarise(c, trials[i], h.startLabel)
 	}
 	return out, nil
 }
@@ -421,7 +702,9 @@ type summary struct {
 	notes      string
 }
 
-func summarise(c contender, trials []trial) summary {
+// summarise makes a contender's line from its trials; startLabel names
+// the moment Startup ends.
+func summarise(c contender, trials []trial, startLabel string) summary {
 	var good []trial
 	var errs []string
 	for _, t := range trials {
@@ -447,7 +730,11 @@ func summarise(c contender, trials []trial) summary {
 	s.throughput = median(good, func(t trial) float64 { return t.Throughput })
 	s.wall = time.Duration(median(good, func(t trial) float64 { return float64(t.Wall) }))
 	startup := time.Duration(median(good, func(t trial) float64 { return float64(t.Startup) }))
-	notes = append(notes, fmt.Sprintf("first output after %v", startup.Round(time.Millisecond)))
+	notes = append(notes, fmt.Sprintf("%s after %v", startLabel, startup.Round(time.Millisecond)))
+	if good[0].Drained {
+		tail := time.Duration(median(good, func(t trial) float64 { return float64(t.Tail) }))
+		notes = append(notes, fmt.Sprintf("output complete %v after the last input was processed", tail.Round(time.Millisecond)))
+	}
 	if len(trials) > 1 {
 		var each []string
 		for _, t := range good {

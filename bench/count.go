@@ -1,0 +1,480 @@
+package main
+
+// W2, count: count the records of each key, and write each key's count
+// (8 bytes big-endian, Kafka's LongSerializer layout) as it changes.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/IBM/sarama"
+	"github.com/kappa-streams/kappa"
+	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/stream"
+	"github.com/lovoo/goka"
+	gcodec "github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func init() {
+	register(command{
+		name:    "count",
+		summary: "W2: count per key over 100,000 keys, write each changed count (raw franz-go, kappa, goka)",
+		run:     runCount,
+	})
+}
+
+const (
+	w2Keys   = 100000 // distinct keys
+	w2KeyLen = 16     // bytes per key
+)
+
+func runCount(args []string) error {
+	fs := flag.NewFlagSet("count", flag.ContinueOnError)
+	var f commonFlags
+	f.registerWith(fs, 500000, "raw,kappa,goka", 1)
+	every := fs.Duration("commit-interval", time.Second, "commit interval of every contender (kappa's CommitInterval, the raw loop's, goka's sarama auto-commit)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	err := f.validate()
+	if *every <= 0 {
+		err = errors.Join(err, fmt.Errorf("-commit-interval %v: must be positive", *every))
+	}
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	h, err := newHarness(ctx, "count", &f)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	h.startLabel = "first input processed"
+
+	const in = "count-in"
+	if err := h.createTopic(ctx, in, int32(f.partitions)); err != nil {
+		return err
+	}
+	exp, err := produceW2(ctx, h, in, &f)
+	if err != nil {
+		return err
+	}
+	sums, err := h.runAll(ctx, w2Contenders(*every), in, exp)
+	if err != nil {
+		return err
+	}
+	title := fmt.Sprintf("W2 count: %d records, %d partitions, %d-byte values, %d distinct keys, commit interval %v, %d run(s); records/s are input records",
+		f.records, f.partitions, f.valueSize, w2Keys, *every, f.runs)
+	printTable(os.Stdout, title, "count", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}})
+	return nil
+}
+
+// produceW2 writes the input: f.records records, each with one of w2Keys
+// keys of w2KeyLen bytes, picked uniformly from f.seed, and f.valueSize
+// random printable bytes. It counts the records of each key as it goes,
+// for the check of the output.
+func produceW2(ctx context.Context, h *harness, topic string, f *commonFlags) (expectation, error) {
+	rng := rand.New(rand.NewPCG(f.seed, 0x636f756e74))
+	keys := make([][]byte, w2Keys)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%0*d", w2KeyLen-4, i)
+	}
+	counts := make([]int64, w2Keys)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-input"),
+		kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		return expectation{}, err
+	}
+	defer cl.Close()
+	var perr atomic.Pointer[error]
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			perr.CompareAndSwap(nil, &err)
+		}
+	}
+	start := time.Now()
+	for i := range f.records {
+		k := rng.IntN(len(keys))
+		counts[k]++
+		v := make([]byte, f.valueSize)
+		for j := range v {
+			v[j] = byte(' ' + rng.IntN(95))
+		}
+		cl.Produce(ctx, &kgo.Record{Key: keys[k], Value: v}, promise)
+		if (i+1)%100000 == 0 {
+			logf("input: %d/%d records produced", i+1, f.records)
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return expectation{}, err
+	}
+	if p := perr.Load(); p != nil {
+		return expectation{}, fmt.Errorf("producing the input: %w", *p)
+	}
+	want := make(map[string]int64, w2Keys)
+	for i, n := range counts {
+		if n > 0 {
+			want[string(keys[i])] = n
+		}
+	}
+	logf("input: %d records in %s in %v; %d of %d keys occur", f.records, topic, time.Since(start).Round(time.Millisecond), len(want), w2Keys)
+	return expectation{
+		Inputs:   int64(f.records),
+		Complete: func(ctx context.Context, h *harness, j job) ([]int64, error) { return completeW2(ctx, h, j, want) },
+	}, nil
+}
+
+// completeW2 reads a stopped contender's whole output and checks that the
+// latest count of every key is its true count, that no count is above it,
+// and that each key stays in one partition (so "latest" means something).
+// It returns, per partition, the end offset that completes the output:
+// one past the record from which each of its keys shows its true count.
+func completeW2(ctx context.Context, h *harness, j job, want map[string]int64) ([]int64, error) {
+	ends, err := h.partitionEnds(ctx, j.Out, j.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	starts := make(map[int32]kgo.Offset, j.Partitions)
+	var total int64
+	for p, e := range ends {
+		starts[int32(p)] = kgo.NewOffset().AtStart()
+		total += e
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-verify"),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{j.Out: starts}))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	type keyState struct {
+		n         int64
+		partition int32
+		since     int64 // offset of the record from which n has been the true count, or -1
+	}
+	seen := make(map[string]*keyState, len(want))
+	var bad []string
+	nbad := 0
+	complain := func(format string, args ...any) {
+		nbad++
+		if len(bad) < 3 {
+			bad = append(bad, fmt.Sprintf(format, args...))
+		}
+	}
+	var n int64
+	for n < total {
+		fs := cl.PollFetches(vctx)
+		if vctx.Err() != nil {
+			return nil, fmt.Errorf("read %d of %d records of %s: %w", n, total, j.Out, vctx.Err())
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			if len(r.Value) != 8 {
+				complain("%s/%d@%d: value of %d bytes, want 8", r.Topic, r.Partition, r.Offset, len(r.Value))
+				return
+			}
+			c := int64(binary.BigEndian.Uint64(r.Value))
+			w, ok := want[string(r.Key)]
+			if !ok {
+				complain("%s/%d@%d: key %q is not in the input", r.Topic, r.Partition, r.Offset, r.Key)
+				return
+			}
+			st := seen[string(r.Key)]
+			if st == nil {
+				st = &keyState{partition: r.Partition, since: -1}
+				seen[string(r.Key)] = st
+			}
+			switch {
+			case st.partition != r.Partition:
+				complain("key %q in partitions %d and %d", r.Key, st.partition, r.Partition)
+			case c > w:
+				complain("%s/%d@%d: key %q counted %d, but it occurs %d times", r.Topic, r.Partition, r.Offset, r.Key, c, w)
+			case c == w && st.n != w:
+				st.since = r.Offset
+			}
+			st.n = c
+		})
+	}
+	need := make([]int64, j.Partitions)
+	for k, w := range want {
+		st := seen[k]
+		switch {
+		case st == nil:
+			complain("key %q (count %d) never written", k, w)
+		case st.n != w:
+			complain("key %q: latest count %d, want %d", k, st.n, w)
+		default:
+			need[st.partition] = max(need[st.partition], st.since+1)
+		}
+	}
+	if nbad > 0 {
+		return nil, fmt.Errorf("%d problems, such as: %s", nbad, strings.Join(bad, "; "))
+	}
+	logf("output: %d records, the latest count of each of %d keys is right", n, len(want))
+	return need, nil
+}
+
+func w2Contenders(every time.Duration) []contender {
+	return []contender{
+		{key: "raw", name: "raw franz-go", run: func(ctx context.Context, j job) error { return rawW2(ctx, j, every) },
+			notes: "one PollRecords(10000) loop, partitions on GOMAXPROCS goroutines, map[string]*count per partition in memory (no store, no changelog); " +
+				"at each commit and on stop: Produce the changed counts, Flush, commit"},
+		{key: "kappa", name: "kappa", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every) },
+			notes: "From(String, Bytes) → GroupByKey → Count(Materialized) → ToStream → To(String, Int64); LevelDB store, changelog, cache 10000 per task (defaults)"},
+		{key: "goka", name: "goka", run: func(ctx context.Context, j job) error { return gokaW2(ctx, j, every) },
+			notes: "goka " + gokaVersion + ", sarama " + saramaVersion + " (protocol V2_1_0_0); group table (Persist) in goka's default LevelDB storage, Emit per record; no compression"},
+	}
+}
+
+// count is one key's count in the raw loop.
+type count struct {
+	key   string
+	n     int64
+	dirty bool // changed since the last commit
+}
+
+// countPartition is the raw loop's state of one input partition.
+type countPartition struct {
+	counts  map[string]*count
+	changed []*count
+}
+
+// rawW2 is the hand-written count: counts in memory per partition, the
+// changed ones written out at each commit, then the input offsets
+// committed. It keeps no local store and no changelog: what it counted is
+// lost on a crash, which is the point of comparison, not a design to copy.
+func rawW2(ctx context.Context, j job, every time.Duration) error {
+	parts := make([]countPartition, j.Partitions)
+	for i := range parts {
+		parts[i].counts = make(map[string]*count)
+	}
+	var processed atomic.Int64
+	j.Progress.Report(processed.Load)
+	var perr atomic.Pointer[error]
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			perr.CompareAndSwap(nil, &err)
+		}
+	}
+	// commit writes every changed count, waits until all are
+	// acknowledged, then commits every polled offset.
+	commit := func(ctx context.Context, cl *kgo.Client) error {
+		for i := range parts {
+			p := &parts[i]
+			vals := make([]byte, 8*len(p.changed))
+			for k, c := range p.changed {
+				v := binary.BigEndian.AppendUint64(vals[8*k:8*k], uint64(c.n))
+				// The key string is never modified: share its bytes.
+				cl.Produce(context.Background(), &kgo.Record{Key: unsafe.Slice(unsafe.StringData(c.key), len(c.key)), Value: v}, promise)
+				c.dirty = false
+			}
+			clear(p.changed)
+			p.changed = p.changed[:0]
+		}
+		if err := cl.Flush(ctx); err != nil {
+			return err
+		}
+		if p := perr.Load(); p != nil {
+			return *p
+		}
+		return cl.CommitUncommittedOffsets(ctx)
+	}
+	var revokeErr atomic.Pointer[error]
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(j.Brokers...),
+		kgo.ClientID(j.Group),
+		kgo.ConsumerGroup(j.Group),
+		kgo.ConsumeTopics(j.In),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+			if err := commit(ctx, cl); err != nil {
+				revokeErr.CompareAndSwap(nil, &err)
+			}
+		}),
+		kgo.DefaultProduceTopic(j.Out),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	workers := runtime.GOMAXPROCS(0)
+	lastCommit := time.Now()
+	for {
+		pctx, cancel := context.WithDeadline(ctx, lastCommit.Add(every))
+		fs := cl.PollRecords(pctx, 10000)
+		cancel()
+		if fs.IsClientClosed() {
+			return errors.New("client closed")
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				ferr = err
+			}
+		})
+		if ferr != nil {
+			cl.AllowRebalance()
+			return ferr
+		}
+		// Records returned are counted even when ctx is done: their
+		// offsets are committed below.
+		processParallel(fs, workers, func(fp kgo.FetchTopicPartition) {
+			p := &parts[fp.Partition]
+			for _, r := range fp.Records {
+				c := p.counts[string(r.Key)]
+				if c == nil {
+					c = &count{key: string(r.Key)}
+					p.counts[c.key] = c
+				}
+				c.n++
+				if !c.dirty {
+					c.dirty = true
+					p.changed = append(p.changed, c)
+				}
+			}
+			processed.Add(int64(len(fp.Records)))
+		})
+		if ctx.Err() != nil {
+			break
+		}
+		if time.Since(lastCommit) >= every {
+			// A commit that has begun finishes even if ctx ends meanwhile.
+			if err := commit(context.WithoutCancel(ctx), cl); err != nil {
+				cl.AllowRebalance()
+				return err
+			}
+			lastCommit = time.Now()
+		}
+		cl.AllowRebalance()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := commit(sctx, cl); err != nil {
+		return err
+	}
+	cl.AllowRebalance()
+	if p := revokeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// kappaW2 is W2 as a Kappa topology, with default options but the commit
+// interval, in a fresh state directory.
+func kappaW2(ctx context.Context, j job, every time.Duration) error {
+	b := stream.NewBuilder()
+	stream.From(b, j.In, codec.String(), codec.Bytes()).
+		GroupByKey().
+		Count(stream.Materialized("counts")).
+		ToStream().
+		To(j.Out, stream.With(codec.String(), codec.Int64()))
+	topo, err := b.Build()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "bench-count-kappa-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	app, err := kappa.New(topo, kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false),
+		kappa.StateDir(dir), kappa.CommitInterval(every))
+	if err != nil {
+		return err
+	}
+	j.Progress.Report(app.Processed)
+	return app.Run(ctx)
+}
+
+// int64Codec is goka's codec for int64 as 8 big-endian bytes, the layout of
+// Kafka's LongSerializer and of codec.Int64. (goka's own codec.Int64
+// writes decimal text.)
+type int64Codec struct{}
+
+func (int64Codec) Encode(v any) ([]byte, error) {
+	n, ok := v.(int64)
+	if !ok {
+		return nil, fmt.Errorf("int64Codec: %T is not an int64", v)
+	}
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n)), nil
+}
+
+func (int64Codec) Decode(b []byte) (any, error) {
+	if len(b) != 8 {
+		return nil, fmt.Errorf("int64Codec: %d bytes, want 8", len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
+}
+
+// gokaW2 is W2 as a goka processor: the count in its group table, each new
+// count emitted to the output.
+func gokaW2(ctx context.Context, j job, every time.Duration) error {
+	dir, err := os.MkdirTemp("", "bench-count-goka-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var processed atomic.Int64
+	j.Progress.Report(processed.Load)
+	out := goka.Stream(j.Out)
+	g := goka.DefineGroup(goka.Group(j.Group),
+		goka.Input(goka.Stream(j.In), new(gcodec.Bytes), func(gctx goka.Context, _ any) {
+			n := int64(1)
+			if v := gctx.Value(); v != nil {
+				n += v.(int64)
+			}
+			gctx.SetValue(n)
+			gctx.Emit(out, gctx.Key(), n)
+			processed.Add(1)
+		}),
+		goka.Persist(int64Codec{}),
+		goka.Output(out, int64Codec{}),
+	)
+	cfg := func() *sarama.Config {
+		c := gokaConfig()
+		c.Consumer.Offsets.AutoCommit.Interval = every
+		return c
+	}
+	tm := goka.NewTopicManagerConfig()
+	tm.Table.Replication = 1
+	tm.Stream.Replication = 1 // goka creates its group table topic; the harness the others
+	p, err := goka.NewProcessor(j.Brokers, g,
+		goka.WithClientID(j.Group),
+		goka.WithLogger(log.New(os.Stderr, "goka: ", log.Lmicroseconds)),
+		goka.WithStorageBuilder(storage.DefaultBuilder(dir)),
+		goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(cfg(), tm)),
+		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(cfg())),
+		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(cfg())),
+		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(cfg())),
+	)
+	if err != nil {
+		return err
+	}
+	return p.Run(ctx)
+}
