@@ -303,22 +303,7 @@ func rawW2(ctx context.Context, j job, every time.Duration) error {
 		return cl.CommitUncommittedOffsets(ctx)
 	}
 	var revokeErr atomic.Pointer[error]
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(j.Brokers...),
-		kgo.ClientID(j.Group),
-		kgo.ConsumerGroup(j.Group),
-		kgo.ConsumeTopics(j.In),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
-			if err := commit(ctx, cl); err != nil {
-				revokeErr.CompareAndSwap(nil, &err)
-			}
-		}),
-		kgo.DefaultProduceTopic(j.Out),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-	)
+	cl, err := rawGroupClient(j, commit, &revokeErr)
 	if err != nil {
 		return err
 	}

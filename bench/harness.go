@@ -851,3 +851,26 @@ func cpuModel() string {
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 }
+
+// rawGroupClient returns the client of a hand-written contender: a member
+// of j's group reading j.In from the start with manual commits, producing
+// to j.Out uncompressed, and calling commit when partitions are revoked
+// (a failure lands in revokeErr).
+func rawGroupClient(j job, commit func(context.Context, *kgo.Client) error, revokeErr *atomic.Pointer[error]) (*kgo.Client, error) {
+	return kgo.NewClient(
+		kgo.SeedBrokers(j.Brokers...),
+		kgo.ClientID(j.Group),
+		kgo.ConsumerGroup(j.Group),
+		kgo.ConsumeTopics(j.In),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+			if err := commit(ctx, cl); err != nil {
+				revokeErr.CompareAndSwap(nil, &err)
+			}
+		}),
+		kgo.DefaultProduceTopic(j.Out),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+}

@@ -188,30 +188,25 @@ func rawW1Workers(ctx context.Context, j job, workers int) error {
 		return cl.CommitUncommittedOffsets(ctx)
 	}
 	var revokeErr atomic.Pointer[error]
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(j.Brokers...),
-		kgo.ClientID(j.Group),
-		kgo.ConsumerGroup(j.Group),
-		kgo.ConsumeTopics(j.In),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, _ map[string][]int32) {
-			if err := commit(ctx, cl); err != nil {
-				revokeErr.CompareAndSwap(nil, &err)
-			}
-		}),
-		kgo.DefaultProduceTopic(j.Out),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-	)
+	cl, err := rawGroupClient(j, commit, &revokeErr)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	emit := func(p kgo.FetchTopicPartition) {
+		for _, r := range p.Records {
+			if keepW1(r.Value) {
+				cl.Produce(context.Background(), &kgo.Record{Key: r.Key, Value: mapW1(r.Value), Timestamp: r.Timestamp}, promise)
+			}
+		}
+	}
 	lastCommit := time.Now()
 	for {
 		fs := cl.PollRecords(ctx, 10000)
 		if ctx.Err() != nil {
+			// The final commit covers every polled offset, so the records
+			// polled as the context ended are processed first.
+			processParallel(fs, workers, emit)
 			break
 		}
 		if fs.IsClientClosed() {
@@ -223,13 +218,7 @@ func rawW1Workers(ctx context.Context, j job, workers int) error {
 			cl.AllowRebalance()
 			return ferr
 		}
-		processParallel(fs, workers, func(p kgo.FetchTopicPartition) {
-			for _, r := range p.Records {
-				if keepW1(r.Value) {
-					cl.Produce(context.Background(), &kgo.Record{Key: r.Key, Value: mapW1(r.Value), Timestamp: r.Timestamp}, promise)
-				}
-			}
-		})
+		processParallel(fs, workers, emit)
 		if time.Since(lastCommit) >= rawCommitInterval {
 			if err := commit(ctx, cl); err != nil {
 				cl.AllowRebalance()
