@@ -105,6 +105,7 @@ func (a *App) Run(ctx context.Context) error {
 		SessionTimeout: a.cfg.sessionTimeout,
 		OnBalance:      a.cfg.onBalance,
 		StateDir:       a.cfg.stateDir,
+		CacheBytes:     a.cfg.cacheBytes,
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ type config struct {
 	signals        bool
 	onBalance      func(map[string][]processor.TaskID)
 	stateDir       string
+	cacheBytes     *int64
 }
 
 // ErrorPolicy says what happens to a record that fails to decode or whose
@@ -106,6 +107,16 @@ func OnBalance(fn func(map[string][]processor.TaskID)) Opt {
 // lost, so it needs no backup.
 func StateDir(dir string) Opt { return func(c *config) { c.stateDir = dir } }
 
+// CacheBytes sets the memory budget of the record caches of all the
+// instance's stores, overriding the default 32 MiB (state.DefaultCacheBytes).
+// The caches deduplicate updates per key between commits: a key updated
+// many times between two commits is written to its store, its changelog
+// and downstream once. When the budget is full, the least recently used
+// entries are written out early. 0 turns caching off: every update is
+// forwarded at once, as with Kafka Streams' statestore.cache.max.bytes=0.
+// stream.CacheSize caps or turns off one store's cache.
+func CacheBytes(n int64) Opt { return func(c *config) { c.cacheBytes = &n } }
+
 var validAppID = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 // validate reports every problem, each naming the option and the fix.
@@ -141,6 +152,9 @@ func (c *config) validate() error {
 		if fi, err := os.Stat(c.stateDir); err == nil && !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("kappa: StateDir(%q): is a file; give a directory (it is created if missing)", c.stateDir))
 		}
+	}
+	if c.cacheBytes != nil && *c.cacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("kappa: CacheBytes(%d): must be 0 (caching off) or more, for example 64<<20", *c.cacheBytes))
 	}
 	if c.sessionTimeout < 0 {
 		errs = append(errs, fmt.Errorf("kappa: SessionTimeout(%v): must be positive", c.sessionTimeout))

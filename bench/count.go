@@ -46,6 +46,7 @@ func runCount(args []string) error {
 	var f commonFlags
 	f.registerWith(fs, 500000, "raw,kappa,goka", 1)
 	every := fs.Duration("commit-interval", time.Second, "commit interval of every contender (kappa's CommitInterval, the raw loop's, goka's sarama auto-commit)")
+	cache := fs.Int64("cache-bytes", -1, "kappa's record-cache budget (kappa.CacheBytes); -1 keeps the default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -75,7 +76,7 @@ func runCount(args []string) error {
 	if err != nil {
 		return err
 	}
-	sums, err := h.runAll(ctx, w2Contenders(*every), in, exp)
+	sums, err := h.runAll(ctx, w2Contenders(*every, *cache), in, exp)
 	if err != nil {
 		return err
 	}
@@ -237,13 +238,17 @@ func completeW2(ctx context.Context, h *harness, j job, want map[string]int64) (
 	return need, nil
 }
 
-func w2Contenders(every time.Duration) []contender {
+func w2Contenders(every time.Duration, cacheBytes int64) []contender {
+	cacheNote := "cache budget 32 MiB per instance (default)"
+	if cacheBytes >= 0 {
+		cacheNote = fmt.Sprintf("cache budget %d bytes (-cache-bytes)", cacheBytes)
+	}
 	return []contender{
 		{key: "raw", name: "raw franz-go", run: func(ctx context.Context, j job) error { return rawW2(ctx, j, every) },
 			notes: "one PollRecords(10000) loop, partitions on GOMAXPROCS goroutines, map[string]*count per partition in memory (no store, no changelog); " +
 				"at each commit and on stop: Produce the changed counts, Flush, commit"},
-		{key: "kappa", name: "kappa", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every) },
-			notes: "From(String, Bytes) → GroupByKey → Count(Materialized) → ToStream → To(String, Int64); LevelDB store, changelog, cache 10000 per task (defaults)"},
+		{key: "kappa", name: "kappa", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every, cacheBytes) },
+			notes: "From(String, Bytes) → GroupByKey → Count(Materialized) → ToStream → To(String, Int64); LevelDB store, changelog, " + cacheNote},
 		{key: "goka", name: "goka", run: func(ctx context.Context, j job) error { return gokaW2(ctx, j, every) },
 			notes: "goka " + gokaVersion + ", sarama " + saramaVersion + " (protocol V2_1_0_0); group table (Persist) in goka's default LevelDB storage, Emit per record; no compression"},
 	}
@@ -372,7 +377,7 @@ func rawW2(ctx context.Context, j job, every time.Duration) error {
 
 // kappaW2 is W2 as a Kappa topology, with default options but the commit
 // interval, in a fresh state directory.
-func kappaW2(ctx context.Context, j job, every time.Duration) error {
+func kappaW2(ctx context.Context, j job, every time.Duration, cacheBytes int64) error {
 	b := stream.NewBuilder()
 	stream.From(b, j.In, codec.String(), codec.Bytes()).
 		GroupByKey().
@@ -388,8 +393,12 @@ func kappaW2(ctx context.Context, j job, every time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	app, err := kappa.New(topo, kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false),
-		kappa.StateDir(dir), kappa.CommitInterval(every))
+	opts := []kappa.Opt{kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false),
+		kappa.StateDir(dir), kappa.CommitInterval(every)}
+	if cacheBytes >= 0 {
+		opts = append(opts, kappa.CacheBytes(cacheBytes))
+	}
+	app, err := kappa.New(topo, opts...)
 	if err != nil {
 		return err
 	}

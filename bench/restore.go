@@ -226,7 +226,7 @@ func measureRestore(ctx context.Context, h *harness, c contender, r restorer, ru
 // defaults, so the raw loop's engine is tuned as Kappa's.
 func levelDBOptions() *opt.Options {
 	return &opt.Options{
-		WriteBuffer:        16 << 20,
+		WriteBuffer:        4 << 20,
 		BlockCacheCapacity: 32 << 20,
 		Compression:        opt.NoCompression,
 		Filter:             filter.NewBloomFilter(10),

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kappa-streams/kappa/state"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -46,6 +47,9 @@ type RuntimeConfig struct {
 	// OnBalance, when set, sees each assignment this member computes as
 	// group leader.
 	OnBalance func(map[string][]TaskID)
+	// CacheBytes is the record-cache budget shared by the stores of all
+	// tasks; nil is state.DefaultCacheBytes, 0 turns caching off.
+	CacheBytes *int64
 }
 
 // Runtime runs a topology as one member of a consumer group: it polls the
@@ -93,7 +97,6 @@ type runTask struct {
 	// next holds, per input topic, the offset after the last record
 	// processed, to commit.
 	next map[string]kgo.EpochOffset
-	err  error
 }
 
 // ErrProduce wraps a record that the brokers did not acknowledge. The app
@@ -168,6 +171,10 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		OnError:    cfg.OnError,
 		Logger:     cfg.Logger,
 		StateDir:   cfg.StateDir,
+		Cache:      state.NewCache(state.DefaultCacheBytes),
+	}
+	if cfg.CacheBytes != nil {
+		r.env.Cache = state.NewCache(*cfg.CacheBytes)
 	}
 	return r, nil
 }
@@ -433,31 +440,31 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 		}
 		add(t, p)
 	})
-	run := func(b *batch) { b.t.err = r.runBatch(b.t, b.parts) }
-	if len(batches) == 1 || r.cfg.Workers == 1 {
-		for _, b := range batches {
-			run(b)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range min(r.cfg.Workers, len(batches)) {
-			wg.Go(func() {
-				for i := next.Add(1) - 1; i < int64(len(batches)); i = next.Add(1) - 1 {
-					run(batches[i])
-				}
-			})
-		}
-		wg.Wait()
-	}
-	var errs []error
-	for _, b := range batches {
-		if b.t.err != nil {
-			errs = append(errs, b.t.err)
-			b.t.err = nil
-		}
-	}
+	err := r.parallel(len(batches), func(i int) error { return r.runBatch(batches[i].t, batches[i].parts) })
 	r.dirty = r.dirty || len(batches) > 0
+	return err
+}
+
+// parallel calls fn(0) to fn(n-1) on up to Workers goroutines, each task's
+// work on one goroutine at a time, and returns their errors joined.
+func (r *Runtime) parallel(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	if n == 1 || r.cfg.Workers == 1 {
+		for i := range n {
+			errs[i] = fn(i)
+		}
+		return errors.Join(errs...)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(r.cfg.Workers, n) {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+				errs[i] = fn(int(i))
+			}
+		})
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -737,11 +744,16 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 			tasks = append(tasks, t)
 		}
 	}
-	// 1. Flush caches: changes go downstream and to the changelogs.
-	for _, t := range tasks {
-		if err := t.FlushStores(); err != nil {
-			return fmt.Errorf("processor: task %s: flush stores: %w", t.id, err)
+	// 1. Flush caches: changes go downstream and to the changelogs. Tasks
+	// share nothing but the client, so they flush in parallel.
+	err := r.parallel(len(tasks), func(i int) error {
+		if err := tasks[i].FlushStores(); err != nil {
+			return fmt.Errorf("processor: task %s: flush stores: %w", tasks[i].id, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// 2. Every output and changelog record acknowledged.
 	if err := r.cl.Flush(ctx); err != nil {
@@ -751,10 +763,14 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 		return *perr
 	}
 	// 3. Local stores written, with the changelog offsets they reach.
-	for _, t := range tasks {
-		if err := t.CommitStores(); err != nil {
-			return fmt.Errorf("processor: task %s: commit stores: %w", t.id, err)
+	err = r.parallel(len(tasks), func(i int) error {
+		if err := tasks[i].CommitStores(); err != nil {
+			return fmt.Errorf("processor: task %s: commit stores: %w", tasks[i].id, err)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// 4. Input offsets.
 	offsets := make(map[string]map[int32]kgo.EpochOffset)

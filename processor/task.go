@@ -62,6 +62,10 @@ type TaskEnv struct {
 	// Clock returns the wall-clock time for punctuation; nil is time.Now.
 	// streamtest sets it to a virtual clock.
 	Clock func() time.Time
+	// Cache is the record-cache budget the task's stores share with the
+	// other tasks of the instance; nil gives each store a default budget
+	// of its own.
+	Cache *state.Cache
 }
 
 // ChangelogReader reads a changelog partition for restoration.

@@ -74,7 +74,11 @@ func (t *Task) StoreEngine(name string) (state.Engine, *StoreSpec, error) {
 	if !ok {
 		return nil, nil, fmt.Errorf("state store %q is not connected to this sub-topology", name)
 	}
-	return ts.engine, ts.spec, nil
+	sp := *ts.spec
+	if sp.Options.Cache == nil {
+		sp.Options.Cache = t.env.Cache
+	}
+	return ts.engine, &sp, nil
 }
 
 // Changelog returns the function that logs a store's changes to its

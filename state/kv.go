@@ -47,16 +47,18 @@ type Change[V any] struct {
 
 // Options configure a store's layers. The zero value takes the defaults.
 type Options struct {
-	// CacheSize bounds the entries held in the record cache, which
-	// deduplicates updates per key between commits. Default 10000. A
-	// negative value turns deduplication off: every update is forwarded
-	// and logged at once; writes to the engine are still batched, and
-	// entries stay cached until their batch is written.
+	// Cache is the memory budget the store's record cache charges, shared
+	// with the other stores of the instance (kappa.CacheBytes sets it). The
+	// cache deduplicates updates per key between commits. nil gives the
+	// store a budget of DefaultCacheBytes of its own.
+	Cache *Cache
+	// CacheSize, when positive, also caps the entries the store's cache
+	// holds. A negative value turns deduplication off for this store:
+	// every update is forwarded and logged at once; writes to the engine
+	// are still batched, and entries stay cached until their batch is
+	// written.
 	CacheSize int
 }
-
-// DefaultCacheSize is the per-store, per-task cache size in entries.
-const DefaultCacheSize = 10000
 
 // Logger receives a store's changelog records: the encoded key, and the
 // encoded value or nil for a delete. It returns nothing; delivery errors
@@ -68,10 +70,12 @@ type entry[K, V any] struct {
 	key       K
 	kb        string // encoded key
 	value     V
-	deleted   bool // value is a pending delete
-	dirty     bool // changed since the last flush: to forward and log
-	unwritten bool // flushed into the batch, not yet in the engine
-	inEngine  bool // the engine holds the key
+	deleted   bool  // value is a pending delete
+	dirty     bool  // changed since the last flush: to forward and log
+	unwritten bool  // flushed into the batch, not yet in the engine
+	inEngine  bool  // the engine holds the key
+	ref       bool  // used since the eviction hand last passed (second chance)
+	size      int64 // bytes charged to the cache budget
 	ts        time.Time
 	// the value last forwarded for this key, for Change.Old
 	old    V
@@ -88,12 +92,25 @@ type KV[K, V any] struct {
 	vc      codec.Codec[V]
 	log     Logger
 	forward func(key K, c Change[V]) error
-	size    int
-	dedupe  bool
+	budget  *Cache
+	limit   int  // entry cap, 0 for none
+	dedupe  bool // updates wait in the cache for a flush
 
 	cache map[string]*entry[K, V]
-	lru   *list.List // front: most recently used
-	batch Batch      // engine writes not yet applied
+	// lru orders the entries by insertion, front newest. Hits only mark
+	// an entry (ref); eviction gives marked entries a second chance by
+	// moving them to the front (the CLOCK approximation of LRU), which
+	// keeps list surgery off the per-record path.
+	lru *list.List
+	// last is the entry of the latest lookup: an aggregation reads a key
+	// and writes it back at once, and the write finds it without hashing.
+	last  *entry[K, V]
+	bytes int64 // charged to budget
+	// average encoded value size, the estimate for values not encoded yet
+	avgValue int64
+	// dirty holds the entries made dirty since the last flush, in order
+	dirty []*entry[K, V]
+	batch Batch // engine writes not yet applied
 	// entries whose changes are in batch
 	pending []*entry[K, V]
 	metrics Metrics
@@ -124,9 +141,14 @@ func NewKV[K, V any](name string, engine Engine, kc codec.Codec[K], vc codec.Cod
 	log Logger, forward func(key K, c Change[V]) error,
 ) *KV[K, V] {
 	s := &KV[K, V]{name: name, engine: engine, kc: kc, vc: vc, log: log, forward: forward,
-		size: o.CacheSize, dedupe: o.CacheSize >= 0, cache: make(map[string]*entry[K, V]), lru: list.New()}
-	if s.size <= 0 {
-		s.size = DefaultCacheSize
+		budget: o.Cache, limit: max(o.CacheSize, 0), avgValue: 8,
+		cache: make(map[string]*entry[K, V]), lru: list.New()}
+	if s.budget == nil {
+		s.budget = NewCache(DefaultCacheBytes)
+	}
+	s.dedupe = o.CacheSize >= 0 && s.budget.enabled()
+	if s.dedupe {
+		s.budget.stores.Add(1)
 	}
 	return s
 }
@@ -147,9 +169,14 @@ func (s *KV[K, V]) encodeKey(key K) ([]byte, error) {
 
 // lookup returns the cached entry for kb, loading it from the engine.
 func (s *KV[K, V]) lookup(key K, kb []byte) (*entry[K, V], error) {
+	if e := s.last; e != nil && e.kb == string(kb) {
+		s.metrics.CacheHits.Add(1)
+		return e, nil
+	}
 	if e, ok := s.cache[string(kb)]; ok {
 		s.metrics.CacheHits.Add(1)
-		s.lru.MoveToFront(e.elem)
+		e.ref = true
+		s.last = e
 		return e, nil
 	}
 	s.metrics.EngineReads.Add(1)
@@ -158,15 +185,29 @@ func (s *KV[K, V]) lookup(key K, kb []byte) (*entry[K, V], error) {
 		return nil, fmt.Errorf("state: store %q: %w", s.name, err)
 	}
 	e := &entry[K, V]{key: key, kb: string(kb), deleted: !ok, inEngine: ok}
+	vlen := s.avgValue
 	if ok {
 		if e.value, err = s.vc.Decode(raw); err != nil {
 			return nil, fmt.Errorf("state: store %q: %w", s.name, err)
 		}
 		e.old, e.hasOld = e.value, true
+		vlen = int64(len(raw))
 	}
 	e.elem = s.lru.PushFront(e)
 	s.cache[e.kb] = e
+	s.last = e
+	s.charge(e, int64(len(kb))+vlen+entryOverhead)
 	return e, nil
+}
+
+// charge sets the bytes e counts against the budget.
+func (s *KV[K, V]) charge(e *entry[K, V], size int64) {
+	if !s.dedupe || size == e.size {
+		return
+	}
+	s.bytes += size - e.size
+	s.budget.used.Add(size - e.size)
+	e.size = size
 }
 
 // Get implements KeyValue.
@@ -182,7 +223,7 @@ func (s *KV[K, V]) Get(key K) (V, bool, error) {
 		return zero, false, err
 	}
 	v := e.value
-	return v, true, s.evict()
+	return v, true, s.maybeEvict()
 }
 
 // Put implements KeyValue.
@@ -220,26 +261,58 @@ func (s *KV[K, V]) write(key K, value V, del bool, ts time.Time) error {
 	if del && e.deleted && !e.dirty {
 		return nil // deleting a missing key changes nothing
 	}
-	e.key, e.value, e.deleted, e.dirty, e.ts = key, value, del, true, ts
+	e.key, e.value, e.deleted, e.ts = key, value, del, ts
 	if !s.dedupe {
+		e.dirty = true
 		return s.flushEntries([]*entry[K, V]{e})
 	}
-	return s.evict()
+	if !e.dirty {
+		e.dirty = true
+		s.dirty = append(s.dirty, e)
+	}
+	return s.maybeEvict()
 }
 
-// evict flushes and drops the least recently used entries once the cache
-// is over its size, a tenth of the cache at a time so engine writes stay
-// batched.
-func (s *KV[K, V]) evict() error {
-	if len(s.cache) <= s.size {
+// maybeEvict evicts when the store is over its entry cap or the shared
+// budget is exhausted: a tenth of the entries under the cap, or down to
+// the budget's target, so that engine writes stay batched.
+func (s *KV[K, V]) maybeEvict() error {
+	switch {
+	case !s.dedupe:
 		return nil
+	case s.limit > 0 && len(s.cache) > s.limit:
+		return s.evict(max(1, s.limit/10), 0)
+	case s.budget.over():
+		return s.evict(max(1, len(s.cache)/10), s.budget.used.Load()-s.budget.target())
 	}
-	n := max(1, s.size/10)
+	return nil
+}
+
+// evict flushes and drops at least n of the store's least recently used
+// entries, and more until they free want bytes. Entries marked as used
+// since the hand last passed get a second chance.
+func (s *KV[K, V]) evict(n int, want int64) error {
 	victims := make([]*entry[K, V], 0, n)
-	for el := s.lru.Back(); el != nil && len(victims) < n; el = el.Prev() {
-		victims = append(victims, el.Value.(*entry[K, V]))
+	var freed int64
+	for len(victims) < n || freed < want {
+		el := s.lru.Back()
+		if el == nil {
+			break
+		}
+		e := el.Value.(*entry[K, V])
+		if e.ref {
+			e.ref = false
+			s.lru.MoveToFront(el)
+			continue
+		}
+		s.lru.Remove(el)
+		victims = append(victims, e)
+		freed += e.size
 	}
 	if err := s.flushEntries(victims); err != nil {
+		for _, e := range victims {
+			e.elem = s.lru.PushBack(e) // still cached: the task fails on err
+		}
 		return err
 	}
 	if err := s.writeBatch(); err != nil {
@@ -247,10 +320,19 @@ func (s *KV[K, V]) evict() error {
 	}
 	s.metrics.Evicted.Add(int64(len(victims)))
 	for _, e := range victims {
-		s.lru.Remove(e.elem)
-		delete(s.cache, e.kb)
+		s.drop(e)
 	}
 	return nil
+}
+
+// drop removes e from the cache.
+func (s *KV[K, V]) drop(e *entry[K, V]) {
+	s.lru.Remove(e.elem)
+	delete(s.cache, e.kb)
+	s.charge(e, 0)
+	if s.last == e {
+		s.last = nil
+	}
 }
 
 // flushEntries forwards, logs and batches the dirty entries among es.
@@ -271,6 +353,8 @@ func (s *KV[K, V]) flushEntries(es []*entry[K, V]) error {
 				return fmt.Errorf("state: store %q: %w", s.name, err)
 			}
 			s.batch.Put(kb, vb)
+			s.avgValue += (int64(len(vb)) - s.avgValue) / 16
+			s.charge(e, int64(len(kb)+len(vb))+entryOverhead)
 		}
 		if s.log != nil {
 			s.log(kb, vb)
@@ -311,19 +395,21 @@ func (s *KV[K, V]) writeBatch() error {
 	return nil
 }
 
-// Flush forwards and logs every dirty entry. The engine write waits for
-// Commit, so it can carry the changelog offset the data corresponds to.
+// Flush forwards and logs every dirty entry, in the order they became
+// dirty. The engine write waits for Commit, so it can carry the changelog
+// offset the data corresponds to.
 func (s *KV[K, V]) Flush() error {
-	es := make([]*entry[K, V], 0, len(s.cache))
-	for el := s.lru.Back(); el != nil; el = el.Prev() {
-		es = append(es, el.Value.(*entry[K, V]))
-	}
-	return s.flushEntries(es)
+	err := s.flushEntries(s.dirty)
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	return err
 }
 
 // Commit writes the flushed data to the engine in one batch, with meta
 // (the changelog position) when given. Without deduplication the cache is
-// dropped here, since it only held entries until their engine write.
+// dropped here, since it only held entries until their engine write. A
+// store holding more than its fair share of an exhausted budget trims
+// itself to it.
 func (s *KV[K, V]) Commit(meta map[string][]byte) error {
 	for k, v := range meta {
 		s.batch.SetMeta(k, v)
@@ -332,10 +418,26 @@ func (s *KV[K, V]) Commit(meta map[string][]byte) error {
 		return err
 	}
 	if !s.dedupe {
-		clear(s.cache)
-		s.lru.Init()
+		s.reset()
+		return nil
+	}
+	if s.budget.used.Load() > s.budget.target() {
+		if excess := s.bytes - s.budget.fairShare(); excess > 0 {
+			return s.evict(0, excess)
+		}
 	}
 	return nil
+}
+
+// reset drops every cached entry.
+func (s *KV[K, V]) reset() {
+	clear(s.cache)
+	s.lru.Init()
+	s.last = nil
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+	s.budget.used.Add(-s.bytes)
+	s.bytes = 0
 }
 
 // Range implements KeyValue.
@@ -434,7 +536,10 @@ func (s *KV[K, V]) scan(start, end []byte, fn func(K, V) bool) error {
 // Close drops the cache without flushing and closes the engine. Flush and
 // Commit first to keep changes.
 func (s *KV[K, V]) Close() error {
-	clear(s.cache)
-	s.lru.Init()
+	s.reset()
+	if s.dedupe {
+		s.dedupe = false
+		s.budget.stores.Add(-1)
+	}
 	return s.engine.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/kappa-streams/kappa/codec"
@@ -14,9 +15,14 @@ import (
 // ranges, the changelog and the forwarded changes against a map.
 func TestKVAgainstModel(t *testing.T) {
 	for engName, open := range engines(t) {
-		for _, size := range []int{-1, 1, 7, 0} {
-			t.Run(fmt.Sprintf("%s/cache=%d", engName, size), func(t *testing.T) {
-				rng := rand.New(rand.NewPCG(uint64(size+10), 3))
+		// entry caps, and byte budgets of about 8 entries and of none
+		for i, o := range []Options{{CacheSize: -1}, {CacheSize: 1}, {CacheSize: 7}, {}, {Cache: NewCache(8 * (entryOverhead + 11))}, {Cache: NewCache(0)}} {
+			name := fmt.Sprintf("%s/cache=%d", engName, o.CacheSize)
+			if o.Cache != nil {
+				name = fmt.Sprintf("%s/budget=%d", engName, o.Cache.MaxBytes())
+			}
+			t.Run(name, func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(i+10), 3))
 				eng := open()
 				defer eng.Close()
 				model := map[string]int64{}
@@ -24,7 +30,7 @@ func TestKVAgainstModel(t *testing.T) {
 				lastFwd := map[string]int64{}    // last forwarded value per key
 				fwdDeleted := map[string]bool{}
 				var s *KV[string, int64]
-				s = NewKV("counts", eng, codec.String(), codec.Int64(), Options{CacheSize: size},
+				s = NewKV("counts", eng, codec.String(), codec.Int64(), o,
 					func(k, v []byte) {
 						if v == nil {
 							delete(changelog, string(k))
@@ -181,3 +187,110 @@ func TestKVMetrics(t *testing.T) {
 		t.Fatalf("batches %d, evicted %d, cache hits %d, engine reads %d", m.Batches.Load(), m.Evicted.Load(), m.CacheHits.Load(), m.EngineReads.Load())
 	}
 }
+
+// TestCacheBudgetShared checks that stores sharing a budget keep within
+// it, that a store evicts its own entries when its writes exhaust it, and
+// that at a commit a store over its fair share of an exhausted budget
+// trims itself, so an idle store cannot hold the budget.
+func TestCacheBudgetShared(t *testing.T) {
+	const entry = entryOverhead + 6 + 8 // "k00000" and an int64
+	budget := NewCache(100 * entry)
+	var flushed [2]int
+	open := func(i int) *KV[string, int64] {
+		return NewKV(fmt.Sprint("s", i), NewMemory(), codec.String(), codec.Int64(), Options{Cache: budget}, nil,
+			func(string, Change[int64]) error { flushed[i]++; return nil })
+	}
+	a, b := open(0), open(1)
+	for i := range 90 {
+		if err := a.Put(fmt.Sprintf("k%05d", i), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if flushed[0] != 0 || budget.UsedBytes() != 90*entry {
+		t.Fatalf("after 90 puts under the budget: %d flushed, %d bytes used, want 0 and %d", flushed[0], budget.UsedBytes(), 90*entry)
+	}
+	// b's writes exhaust the budget: b evicts its own entries, a keeps its.
+	for i := range 200 {
+		if err := b.Put(fmt.Sprintf("k%05d", i), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+		if used := budget.UsedBytes(); used > budget.MaxBytes()+entry {
+			t.Fatalf("put %d: %d bytes used, budget %d", i, used, budget.MaxBytes())
+		}
+	}
+	if flushed[0] != 0 || flushed[1] == 0 || len(a.cache) != 90 {
+		t.Fatalf("a flushed %d and holds %d entries, b flushed %d: want a untouched, b evicting", flushed[0], len(a.cache), flushed[1])
+	}
+	// At a commit, a holds more than half of an exhausted budget: it trims.
+	for _, s := range []*KV[string, int64]{b, a} {
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.bytes > budget.MaxBytes()/2 || budget.UsedBytes() > budget.MaxBytes() {
+		t.Fatalf("after commits: a holds %d bytes (fair share %d), %d used of %d", a.bytes, budget.MaxBytes()/2, budget.UsedBytes(), budget.MaxBytes())
+	}
+	// Every value is readable, from the cache or the engine.
+	for i := range 200 {
+		for _, s := range []*KV[string, int64]{a, b} {
+			k := fmt.Sprintf("k%05d", i)
+			v, ok, err := s.Get(k)
+			if err != nil || (s == b || i < 90) != ok || (ok && v != int64(i)) {
+				t.Fatalf("%s.Get(%s) = %d %v %v", s.Name(), k, v, ok, err)
+			}
+		}
+	}
+	a.Close()
+	b.Close()
+	if budget.UsedBytes() != 0 || budget.stores.Load() != 0 {
+		t.Fatalf("closed stores still charge %d bytes, %d stores", budget.UsedBytes(), budget.stores.Load())
+	}
+}
+
+// TestEntryOverhead checks the per-entry heap estimate the budget counts
+// against the heap growth of a cache of string keys and int64 values: the
+// budget should bound memory within a third either way.
+func TestEntryOverhead(t *testing.T) {
+	const n = 50000
+	s := NewKV("m", discard{}, codec.String(), codec.Int64(), Options{Cache: NewCache(1 << 40)}, nil, nil)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key-%012d", i)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i, k := range keys {
+		if err := s.Put(k, int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := float64(after.HeapAlloc-before.HeapAlloc) / n
+	charged := float64(s.bytes) / n
+	t.Logf("heap growth %.0f B/entry, charged %.0f B/entry", heap, charged)
+	if charged < heap*2/3 || charged > heap*4/3 {
+		t.Fatalf("charged %.0f B per entry, heap grew %.0f B per entry: fix entryOverhead", charged, heap)
+	}
+	runtime.KeepAlive(s)
+}
+
+// discard is an engine that keeps nothing.
+type discard struct{}
+
+func (discard) Get([]byte) ([]byte, bool, error)                        { return nil, false, nil }
+func (discard) Range(_, _ []byte, _ func(key, value []byte) bool) error { return nil }
+func (discard) Write(*Batch) error                                      { return nil }
+func (discard) Meta(string) ([]byte, bool, error)                       { return nil, false, nil }
+func (discard) ApproximateCount() (int64, error)                        { return 0, nil }
+func (discard) Close() error                                            { return nil }

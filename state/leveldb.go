@@ -22,7 +22,8 @@ const (
 // LevelDBOptions tunes a LevelDB engine. Zero fields take the defaults
 // filled in by EnsureDefaults.
 type LevelDBOptions struct {
-	// WriteBuffer is the memtable size. Default 16 MiB.
+	// WriteBuffer is the memtable size. Default 4 MiB: goleveldb allocates
+	// it in full when a store opens, once per store and task.
 	WriteBuffer int
 	// BlockCache is the block cache size. Default 32 MiB.
 	BlockCache int
@@ -34,7 +35,7 @@ type LevelDBOptions struct {
 // EnsureDefaults fills zero fields with defaults.
 func (o *LevelDBOptions) EnsureDefaults() {
 	if o.WriteBuffer <= 0 {
-		o.WriteBuffer = 16 << 20
+		o.WriteBuffer = 4 << 20
 	}
 	if o.BlockCache <= 0 {
 		o.BlockCache = 32 << 20

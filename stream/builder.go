@@ -146,10 +146,12 @@ type cacheSize int
 
 func (cacheSize) option() {}
 
-// CacheSize sets how many entries the store's record cache holds per task,
-// overriding the default 10000. The cache deduplicates updates per key
-// between commits, so downstream sees the latest result rather than every
-// step. 0 turns deduplication off: every update is forwarded at once.
+// CacheSize caps the entries the store's record cache holds per task. The
+// cache deduplicates updates per key between commits, so downstream sees
+// the latest result rather than every step. By default a store's cache has
+// no cap of its own: the caches of all stores share the instance's memory
+// budget (kappa.CacheBytes, 32 MiB by default). 0 turns deduplication off
+// for this store: every update is forwarded at once.
 func CacheSize(n int) Option { return cacheSize(n) }
 
 type noLogging struct{}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/processor"
+	"github.com/kappa-streams/kappa/state"
 )
 
 // Opt configures a Driver.
@@ -21,6 +22,7 @@ type cfg struct {
 	onError      processor.ErrorPolicy
 	start        time.Time
 	manualCommit bool
+	cacheBytes   int64
 }
 
 // AppID sets the application ID, which prefixes internal topics, overriding
@@ -48,6 +50,11 @@ func ManualCommit() Opt { return func(c *cfg) { c.manualCommit = true } }
 // StartTime sets the timestamp of records piped without one, overriding
 // the default 2026-01-01T00:00:00Z.
 func StartTime(t time.Time) Opt { return func(c *cfg) { c.start = t } }
+
+// CacheBytes sets the record-cache budget shared by all the driver's
+// stores, overriding the default state.DefaultCacheBytes, as
+// kappa.CacheBytes does for an app. 0 turns caching off.
+func CacheBytes(n int64) Opt { return func(c *cfg) { c.cacheBytes = n } }
 
 // Driver runs a topology in memory, deterministically and without a broker.
 // Records piped into an input are processed before Pipe returns, including
@@ -79,7 +86,8 @@ func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
 	if topo == nil {
 		return nil, errors.New("streamtest: New: nil topology (did Build return an error?)")
 	}
-	c := cfg{appID: "streamtest", parts: make(map[string]int32), start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := cfg{appID: "streamtest", parts: make(map[string]int32), start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		cacheBytes: state.DefaultCacheBytes}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -111,6 +119,7 @@ func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
 		Partitions: d.partitionCount,
 		OnError:    c.onError,
 		Clock:      func() time.Time { return d.wall },
+		Cache:      state.NewCache(c.cacheBytes),
 	}
 	return d, nil
 }
