@@ -151,6 +151,11 @@ type TaskStats struct {
 // any record.
 func (t *Task) StreamTimeMillis() int64 { return t.streamTime }
 
+// PriorStreamTimeMillis returns the stream time before the record being
+// processed advanced it, or -1: what the task had seen, or restored from a
+// commit, before this record.
+func (t *Task) PriorStreamTimeMillis() int64 { return t.priorStreamTime }
+
 // RestoreStreamTime moves the stream time forward to ms, the stream time a
 // previous owner of the task committed, so that windows closed before a
 // restart stay closed after it.
@@ -180,6 +185,8 @@ type Task struct {
 	late   map[string]*atomic.Int64 // late records dropped, by node
 	// streamTime is the largest record timestamp seen, in Unix ms.
 	streamTime int64
+	// priorStreamTime is streamTime before the current record.
+	priorStreamTime int64
 }
 
 // NewTask instantiates sub-topology sub for one partition.
@@ -195,7 +202,7 @@ func NewTask(topo *Topology, sub int, partition int32, env *TaskEnv) (*Task, err
 		ID:         TaskID{SubTopology: sub, Partition: partition},
 		env:        env,
 		srcs:       make(map[string]RawReceiver),
-		streamTime: -1,
+		streamTime: -1, priorStreamTime: -1,
 	}
 	t.log = log.With("task", t.ID.String())
 	s := topo.subs[sub]
@@ -322,6 +329,7 @@ func (t *Task) Process(r *RawRecord) error {
 		return fmt.Errorf("processor: task %s does not read topic %q", t.ID, r.Topic)
 	}
 	t.meta = RecordMetadata{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	t.priorStreamTime = t.streamTime
 	if ms := r.Timestamp.UnixMilli(); ms > t.streamTime {
 		t.streamTime = ms
 	}

@@ -25,8 +25,9 @@ type timedRecord struct {
 }
 
 // windowInput returns n records over keys keys, in time order with 10%
-// moved back in time, half of those within grace and half beyond it.
-func windowInput(seed uint64, n, keys int, grace int64) []timedRecord {
+// moved back in time, half of those within grace and half beyond it, by
+// up to beyond more.
+func windowInput(seed uint64, n, keys int, grace, beyond int64) []timedRecord {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	recs := make([]timedRecord, n)
 	ts := int64(1_000_000)
@@ -37,7 +38,7 @@ func windowInput(seed uint64, n, keys int, grace int64) []timedRecord {
 			if rng.IntN(2) == 0 {
 				t -= rng.Int64N(grace + 1) // within grace
 			} else {
-				t -= grace + 1 + rng.Int64N(5*60_000) // beyond it
+				t -= grace + 1 + rng.Int64N(beyond) // beyond it
 			}
 		}
 		recs[i] = timedRecord{key: fmt.Sprint("k", rng.IntN(keys)), ts: max(t, 0)}
@@ -50,7 +51,7 @@ func windowInput(seed uint64, n, keys int, grace int64) []timedRecord {
 // record included; a record counts in each of its windows that has not
 // closed (stream time < end + grace). It returns the final counts, the
 // windows closed by the final stream time, and the late records.
-func oracleCounts(w window.TimeWindows, recs []timedRecord) (counts map[winKey]int64, closed map[winKey]bool, late int) {
+func oracleCounts(w window.TimeWindows, recs []timedRecord) (counts map[winKey]int64, closed, gone map[winKey]bool, late int) {
 	counts = make(map[winKey]int64)
 	st := int64(-1)
 	grace := w.GracePeriod().Milliseconds()
@@ -77,23 +78,175 @@ func oracleCounts(w window.TimeWindows, recs []timedRecord) (counts map[winKey]i
 			closed[wk] = true
 		}
 	}
-	return counts, closed, late
+	return counts, closed, nil, late
 }
 
+// oracleSliding recomputes sliding-window counts by brute force from the
+// definition: the windows of a key are [t-d, t] (never starting before 0:
+// [0, d] for t < d) for each accepted record at t, and [t+1, t+1+d] for
+// each one with a later record within d+1. A record is late when stream
+// time > t + d + grace (every window that could hold it has closed). An
+// accepted record counts in every open window that holds it; a window
+// that comes to exist while open counts every accepted record it holds;
+// a window that would come to exist when already closed never does.
+func oracleSliding(w window.SlidingWindows, recs []timedRecord) (counts map[winKey]int64, closed, gone map[winKey]bool, late int) {
+	d, grace := w.TimeDifference().Milliseconds(), w.GracePeriod().Milliseconds()
+	counts = make(map[winKey]int64)
+	accepted := make(map[string][]int64)
+	st := int64(-1)
+	isClosed := func(wk winKey) bool { return st > wk.end+grace }
+	for _, r := range recs {
+		st = max(st, r.ts)
+		if st > r.ts+d+grace {
+			late++
+			continue
+		}
+		acc := append(accepted[r.key], r.ts)
+		accepted[r.key] = acc
+		starts := make(map[int64]bool)
+		for _, t := range acc {
+			starts[max(0, t-d)] = true
+			for _, u := range acc {
+				if t+1 <= u && u <= t+1+d {
+					starts[t+1] = true
+				}
+			}
+		}
+		for s := range starts {
+			wk := winKey{r.key, s, s + d}
+			if isClosed(wk) {
+				continue
+			}
+			if _, ok := counts[wk]; ok {
+				if s <= r.ts && r.ts <= s+d {
+					counts[wk]++
+				}
+				continue
+			}
+			for _, t := range acc {
+				if s <= t && t <= s+d {
+					counts[wk]++
+				}
+			}
+		}
+	}
+	closed = make(map[winKey]bool)
+	for wk := range counts {
+		if isClosed(wk) {
+			closed[wk] = true
+		}
+	}
+	return counts, closed, nil, late
+}
+
+// oracleSessions recomputes session counts by brute force: a record at t
+// joins the open sessions (stream time ≤ end + gap + grace) whose
+// [start - gap, end + gap] holds t, boundaries included, and they merge
+// into one session with it. It is late when it joins no open session that
+// starts at or before it and its own session [t, t] would be closed
+// (stream time > t + gap + grace). gone holds the sessions merged away.
+func oracleSessions(w window.SessionWindows, recs []timedRecord) (counts map[winKey]int64, closed, gone map[winKey]bool, late int) {
+	gap, grace := w.Gap().Milliseconds(), w.GracePeriod().Milliseconds()
+	type session struct {
+		start, end, n int64
+	}
+	sessions := make(map[string][]session)
+	gone = make(map[winKey]bool)
+	st := int64(-1)
+	isClosed := func(end int64) bool { return st > end+gap+grace }
+	for _, r := range recs {
+		st = max(st, r.ts)
+		merged := session{r.ts, r.ts, 1}
+		covered := false
+		var keep []session
+		var used []session
+		for _, s := range sessions[r.key] {
+			if s.start-gap <= r.ts && r.ts <= s.end+gap && !isClosed(s.end) {
+				used = append(used, s)
+				covered = covered || s.start <= r.ts
+				continue
+			}
+			keep = append(keep, s)
+		}
+		if !covered && isClosed(r.ts) {
+			late++
+			continue
+		}
+		for _, s := range used {
+			merged.start, merged.end, merged.n = min(merged.start, s.start), max(merged.end, s.end), merged.n+s.n
+		}
+		for _, s := range used {
+			if s.start != merged.start || s.end != merged.end {
+				gone[winKey{r.key, s.start, s.end}] = true
+			}
+		}
+		sessions[r.key] = append(keep, merged)
+	}
+	counts = make(map[winKey]int64)
+	closed = make(map[winKey]bool)
+	for k, ss := range sessions {
+		for _, s := range ss {
+			wk := winKey{k, s.start, s.end}
+			counts[wk] = s.n
+			delete(gone, wk)
+			if isClosed(s.end) {
+				closed[wk] = true
+			}
+		}
+	}
+	return counts, closed, gone, late
+}
+
+// TestWindowedCountAgainstOracle runs a windowed count of every window
+// type, with and without EmitFinal, with no cache and the default one,
+// restarting its task halfway, and compares the store, every emitted
+// result and the late count with a brute-force recomputation.
 func TestWindowedCountAgainstOracle(t *testing.T) {
 	const grace = 30_000
-	defs := map[string]window.TimeWindows{
-		"tumbling": window.Tumbling(time.Minute).Grace(grace * time.Millisecond),
-		"hopping":  window.Hopping(5*time.Minute, time.Minute).Grace(grace * time.Millisecond),
+	type oracle func([]timedRecord) (map[winKey]int64, map[winKey]bool, map[winKey]bool, int)
+	defs := []struct {
+		name   string
+		w      window.Windows
+		beyond int64 // how far out-of-order records go beyond grace
+		oracle oracle
+	}{
+		{"tumbling", window.Tumbling(time.Minute).Grace(grace * time.Millisecond), 5 * 60_000, nil},
+		{"hopping", window.Hopping(5*time.Minute, time.Minute).Grace(grace * time.Millisecond), 5 * 60_000, nil},
+		{"sliding", window.Sliding(10 * time.Minute).Grace(grace * time.Millisecond), 30 * 60_000, nil},
+		{"session", window.Session(10 * time.Minute).Grace(grace * time.Millisecond), 30 * 60_000, nil},
 	}
-	recs := windowInput(42, 10_000, 1000, grace)
-	for name, w := range defs {
-		want, closed, wantLate := oracleCounts(w, recs)
+	for i := range defs {
+		switch w := defs[i].w.(type) {
+		case window.TimeWindows:
+			defs[i].oracle = func(r []timedRecord) (map[winKey]int64, map[winKey]bool, map[winKey]bool, int) {
+				return oracleCounts(w, r)
+			}
+		case window.SlidingWindows:
+			defs[i].oracle = func(r []timedRecord) (map[winKey]int64, map[winKey]bool, map[winKey]bool, int) {
+				return oracleSliding(w, r)
+			}
+		case window.SessionWindows:
+			defs[i].oracle = func(r []timedRecord) (map[winKey]int64, map[winKey]bool, map[winKey]bool, int) {
+				return oracleSessions(w, r)
+			}
+		}
+	}
+	for _, def := range defs {
+		w := def.w
+		recs := windowInput(42, 10_000, 1000, grace, def.beyond)
+		want, closed, gone, wantLate := def.oracle(recs)
+		if wantLate == 0 || len(closed) == 0 || (def.name == "session" && len(gone) == 0) {
+			t.Fatalf("%s: the input exercises too little: %d late, %d closed, %d merged away", def.name, wantLate, len(closed), len(gone))
+		}
+		_, timeWindows := w.(window.TimeWindows)
 		for _, final := range []bool{false, true} {
-			for _, cache := range []int{0, 10000} {
-				t.Run(fmt.Sprintf("%s/final=%v/cache=%d", name, final, cache), func(t *testing.T) {
+			for _, cache := range []int{0, -1} { // -1: the default cache
+				t.Run(fmt.Sprintf("%s/final=%v/cache=%d", def.name, final, cache), func(t *testing.T) {
 					b := stream.NewBuilder()
-					opts := []stream.Option{stream.Materialized("counts"), stream.CacheSize(cache)}
+					opts := []stream.Option{stream.Materialized("counts")}
+					if cache >= 0 {
+						opts = append(opts, stream.CacheSize(cache))
+					}
 					if final {
 						opts = append(opts, stream.EmitFinal())
 					}
@@ -163,7 +316,17 @@ func TestWindowedCountAgainstOracle(t *testing.T) {
 					emitted := make(map[winKey][]int64)
 					for _, r := range out {
 						wk := winKey{r.Key.Key, r.Key.Window.Start, r.Key.Window.End}
-						emitted[wk] = append(emitted[wk], r.Value)
+						if r.Err != nil {
+							t.Fatalf("output %v: %v", wk, r.Err)
+						}
+						if _, ok := want[wk]; !ok && !gone[wk] {
+							t.Fatalf("emitted %v = %d, a window the oracle never had", wk, r.Value)
+						}
+						v := r.Value
+						if r.Tombstone {
+							v = -1 // a merged-away session
+						}
+						emitted[wk] = append(emitted[wk], v)
 					}
 					if final {
 						// Exactly one result per closed window, the final one;
@@ -189,8 +352,14 @@ func TestWindowedCountAgainstOracle(t *testing.T) {
 							if len(vs) == 0 || vs[len(vs)-1] != n {
 								t.Fatalf("window %v: updates %v, want last %d", wk, vs, n)
 							}
-							if cache == 0 && int64(len(vs)) != n {
+							if timeWindows && cache == 0 && int64(len(vs)) != n {
 								t.Fatalf("window %v: %d updates without a cache, want %d", wk, len(vs), n)
+							}
+						}
+						// A merged-away session's last update deletes it.
+						for wk := range gone {
+							if vs := emitted[wk]; len(vs) == 0 || vs[len(vs)-1] != -1 {
+								t.Fatalf("merged-away session %v: updates %v, want a tombstone last", wk, vs)
 							}
 						}
 					}
@@ -254,4 +423,115 @@ func TestEmitFinalBoundary(t *testing.T) {
 	if out.Len() != 0 {
 		t.Fatal("a late record changed a final result")
 	}
+}
+
+// TestSessionMerges walks the session merge cases: a record bridging two
+// sessions, one landing exactly on the gap boundary, one a millisecond
+// beyond it, and a bridge across a restart, with AggregateSessions and its
+// merger, checking the store and the updates emitted.
+func TestSessionMerges(t *testing.T) {
+	b := stream.NewBuilder()
+	in := stream.From(b, "in", codec.String(), codec.String())
+	ws := stream.WindowedBy(in.GroupByKey(), window.Session(10*time.Second).Grace(time.Minute))
+	stream.AggregateSessions(ws, func() string { return "" },
+		func(_ string, v, agg string) string { return agg + v },
+		func(_ string, agg, session string) string { return agg + session },
+		stream.Materialized("sessions"), stream.WithValue(codec.String())).
+		ToStream().To("out", stream.With(codec.Windowed(codec.String()), codec.String()))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := streamtest.New(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pipe := streamtest.NewInput(d, "in", codec.String(), codec.String())
+	out := streamtest.NewOutput(d, "out", codec.Windowed(codec.String()), codec.String())
+	step := func(ms int64, v, wantStore, wantOut string) {
+		t.Helper()
+		if err := pipe.PipeAt("k", v, time.UnixMilli(ms)); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := streamtest.ReadWindowStore[string, string](d, "sessions")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			got = append(got, fmt.Sprintf("[%d,%d]=%s", e.Start, e.End, e.Value))
+		}
+		if fmt.Sprint(got) != wantStore {
+			t.Fatalf("after %s@%d: store %v, want %s", v, ms, got, wantStore)
+		}
+		var emitted []string
+		for _, r := range out.ReadAll() {
+			if r.Tombstone {
+				emitted = append(emitted, fmt.Sprintf("[%d,%d]=nil", r.Key.Window.Start, r.Key.Window.End))
+			} else {
+				emitted = append(emitted, fmt.Sprintf("[%d,%d]=%s", r.Key.Window.Start, r.Key.Window.End, r.Value))
+			}
+		}
+		if fmt.Sprint(emitted) != wantOut {
+			t.Fatalf("after %s@%d: emitted %v, want %s", v, ms, emitted, wantOut)
+		}
+	}
+	step(0, "a", "[[0,0]=a]", "[[0,0]=a]")
+	step(20_000, "b", "[[0,0]=a [20000,20000]=b]", "[[20000,20000]=b]") // 20s apart: two sessions
+	// 10s from both: bridges them, merging "a" and "b" before adding "c".
+	step(10_000, "c", "[[0,20000]=abc]", "[[0,0]=nil [20000,20000]=nil [0,20000]=abc]")
+	step(30_000, "d", "[[0,30000]=abcd]", "[[0,20000]=nil [0,30000]=abcd]")    // exactly the gap after: joins
+	step(40_001, "e", "[[0,30000]=abcd [40001,40001]=e]", "[[40001,40001]=e]") // gap + 1ms after: a new session
+	// Restart: the sessions come back from the changelog and still merge.
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CloseTasks(); err != nil {
+		t.Fatal(err)
+	}
+	step(35_000, "f", "[[0,40001]=abcdef]", "[[0,30000]=nil [40001,40001]=nil [0,40001]=abcdef]")
+}
+
+// TestSlidingWindowsCases pins sliding windows on a few records: the
+// windows a record creates on arrival, in order and out of order, and the
+// shared window [0, d] of records before d.
+func TestSlidingWindowsCases(t *testing.T) {
+	b := stream.NewBuilder()
+	in := stream.From(b, "in", codec.String(), codec.String())
+	stream.WindowedBy(in.GroupByKey(), window.Sliding(10*time.Second).Grace(time.Minute)).
+		Reduce(func(agg, v string) string { return agg + v }, stream.Materialized("sliding"))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := streamtest.New(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pipe := streamtest.NewInput(d, "in", codec.String(), codec.String())
+	step := func(ms int64, v, want string) {
+		t.Helper()
+		if err := pipe.PipeAt("k", v, time.UnixMilli(ms)); err != nil {
+			t.Fatal(err)
+		}
+		entries, err := streamtest.ReadWindowStore[string, string](d, "sliding")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			got = append(got, fmt.Sprintf("[%d,%d]=%s", e.Start, e.End, e.Value))
+		}
+		if fmt.Sprint(got) != want {
+			t.Fatalf("after %s@%d:\n got %v\nwant %s", v, ms, got, want)
+		}
+	}
+	step(5_000, "a", "[[0,10000]=a]")                                  // before d: the window [0, d]
+	step(8_000, "b", "[[0,10000]=ab [5001,15001]=b]")                  // a's right window holds b
+	step(30_000, "c", "[[0,10000]=ab [5001,15001]=b [20000,30000]=c]") // nothing near: only its left window
+	// Out of order: d joins c's window (updates fold in arrival order),
+	// and creates its own left window and its right window, which holds c.
+	step(25_000, "d", "[[0,10000]=ab [5001,15001]=b [15000,25000]=d [20000,30000]=cd [25001,35001]=c]")
 }
