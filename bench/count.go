@@ -13,7 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"strings"
+	"strconv"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -86,21 +86,44 @@ func runCount(args []string) error {
 	return nil
 }
 
-// produceW2 writes the input: f.records records, each with one of w2Keys
-// keys of w2KeyLen bytes, picked uniformly from f.seed, and f.valueSize
-// random printable bytes. It counts the records of each key as it goes,
-// for the check of the output.
+// produceW2 writes the input (produceW2Input, with the producer's
+// timestamps) and returns what a correct contender writes.
 func produceW2(ctx context.Context, h *harness, topic string, f *commonFlags) (expectation, error) {
-	rng := rand.New(rand.NewPCG(f.seed, 0x636f756e74))
+	want, err := produceW2Input(ctx, h, topic, f, nil)
+	if err != nil {
+		return expectation{}, err
+	}
+	return expectation{
+		Inputs:   int64(f.records),
+		Complete: func(ctx context.Context, h *harness, j job) ([]int64, error) { return completeW2(ctx, h, j, want) },
+	}, nil
+}
+
+// w2KeySet returns W2's keys: w2Keys keys of w2KeyLen bytes, "key-" and
+// the key's index.
+func w2KeySet() [][]byte {
 	keys := make([][]byte, w2Keys)
 	for i := range keys {
 		keys[i] = fmt.Appendf(nil, "key-%0*d", w2KeyLen-4, i)
 	}
+	return keys
+}
+
+// produceW2Input writes W2's input: f.records records, each with one of
+// the keys of w2KeySet, picked uniformly from f.seed, and f.valueSize
+// random printable bytes. stamp, when not nil, is called once per record,
+// in order, with the index of its key, and returns the record's
+// timestamp; it does not change the keys and values drawn. When stamp is
+// nil the producer stamps the records. produceW2Input returns the number
+// of records of each key that occurs, for the check of the output.
+func produceW2Input(ctx context.Context, h *harness, topic string, f *commonFlags, stamp func(key int) time.Time) (map[string]int64, error) {
+	rng := rand.New(rand.NewPCG(f.seed, 0x636f756e74))
+	keys := w2KeySet()
 	counts := make([]int64, w2Keys)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-input"),
 		kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
-		return expectation{}, err
+		return nil, err
 	}
 	defer cl.Close()
 	var perr atomic.Pointer[error]
@@ -117,16 +140,20 @@ func produceW2(ctx context.Context, h *harness, topic string, f *commonFlags) (e
 		for j := range v {
 			v[j] = byte(' ' + rng.IntN(95))
 		}
-		cl.Produce(ctx, &kgo.Record{Key: keys[k], Value: v}, promise)
+		r := &kgo.Record{Key: keys[k], Value: v}
+		if stamp != nil {
+			r.Timestamp = stamp(k)
+		}
+		cl.Produce(ctx, r, promise)
 		if (i+1)%100000 == 0 {
 			logf("input: %d/%d records produced", i+1, f.records)
 		}
 	}
 	if err := cl.Flush(ctx); err != nil {
-		return expectation{}, err
+		return nil, err
 	}
 	if p := perr.Load(); p != nil {
-		return expectation{}, fmt.Errorf("producing the input: %w", *p)
+		return nil, fmt.Errorf("producing the input: %w", *p)
 	}
 	want := make(map[string]int64, w2Keys)
 	for i, n := range counts {
@@ -135,114 +162,26 @@ func produceW2(ctx context.Context, h *harness, topic string, f *commonFlags) (e
 		}
 	}
 	logf("input: %d records in %s in %v; %d of %d keys occur", f.records, topic, time.Since(start).Round(time.Millisecond), len(want), w2Keys)
-	return expectation{
-		Inputs:   int64(f.records),
-		Complete: func(ctx context.Context, h *harness, j job) ([]int64, error) { return completeW2(ctx, h, j, want) },
-	}, nil
+	return want, nil
 }
 
 // completeW2 reads a stopped contender's whole output and checks that the
-// latest count of every key is its true count, that no count is above it,
-// and that each key stays in one partition (so "latest" means something).
-// It returns, per partition, the end offset that completes the output:
-// one past the record from which each of its keys shows its true count.
+// latest count of every key is its true count in want (completeLatest).
 func completeW2(ctx context.Context, h *harness, j job, want map[string]int64) ([]int64, error) {
-	ends, err := h.partitionEnds(ctx, j.Out, j.Partitions)
-	if err != nil {
-		return nil, err
-	}
-	starts := make(map[int32]kgo.Offset, j.Partitions)
-	var total int64
-	for p, e := range ends {
-		starts[int32(p)] = kgo.NewOffset().AtStart()
-		total += e
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-verify"),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{j.Out: starts}))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	return completeLatest(ctx, h, j, want, decodeW2, strconv.Quote)
+}
 
-	type keyState struct {
-		n         int64
-		partition int32
-		since     int64 // offset of the record from which n has been the true count, or -1
+// decodeW2 reads an output record of W2: the key, and its count in 8
+// bytes big-endian.
+func decodeW2(r *kgo.Record) (string, int64, error) {
+	if len(r.Value) != 8 {
+		return "", 0, fmt.Errorf("value of %d bytes, want 8", len(r.Value))
 	}
-	seen := make(map[string]*keyState, len(want))
-	var bad []string
-	nbad := 0
-	complain := func(format string, args ...any) {
-		nbad++
-		if len(bad) < 3 {
-			bad = append(bad, fmt.Sprintf(format, args...))
-		}
-	}
-	var n int64
-	for n < total {
-		fs := cl.PollFetches(vctx)
-		if vctx.Err() != nil {
-			return nil, fmt.Errorf("read %d of %d records of %s: %w", n, total, j.Out, vctx.Err())
-		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
-		if ferr != nil {
-			return nil, ferr
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			if len(r.Value) != 8 {
-				complain("%s/%d@%d: value of %d bytes, want 8", r.Topic, r.Partition, r.Offset, len(r.Value))
-				return
-			}
-			c := int64(binary.BigEndian.Uint64(r.Value))
-			w, ok := want[string(r.Key)]
-			if !ok {
-				complain("%s/%d@%d: key %q is not in the input", r.Topic, r.Partition, r.Offset, r.Key)
-				return
-			}
-			st := seen[string(r.Key)]
-			if st == nil {
-				st = &keyState{partition: r.Partition, since: -1}
-				seen[string(r.Key)] = st
-			}
-			switch {
-			case st.partition != r.Partition:
-				complain("key %q in partitions %d and %d", r.Key, st.partition, r.Partition)
-			case c > w:
-				complain("%s/%d@%d: key %q counted %d, but it occurs %d times", r.Topic, r.Partition, r.Offset, r.Key, c, w)
-			case c == w && st.n != w:
-				st.since = r.Offset
-			}
-			st.n = c
-		})
-	}
-	need := make([]int64, j.Partitions)
-	for k, w := range want {
-		st := seen[k]
-		switch {
-		case st == nil:
-			complain("key %q (count %d) never written", k, w)
-		case st.n != w:
-			complain("key %q: latest count %d, want %d", k, st.n, w)
-		default:
-			need[st.partition] = max(need[st.partition], st.since+1)
-		}
-	}
-	if nbad > 0 {
-		return nil, fmt.Errorf("%d problems, such as: %s", nbad, strings.Join(bad, "; "))
-	}
-	logf("output: %d records, the latest count of each of %d keys is right", n, len(want))
-	return need, nil
+	return string(r.Key), int64(binary.BigEndian.Uint64(r.Value)), nil
 }
 
 func w2Contenders(every time.Duration, cacheBytes int64) []contender {
-	cacheNote := "cache budget 32 MiB per instance (default)"
-	if cacheBytes >= 0 {
-		cacheNote = fmt.Sprintf("cache budget %d bytes (-cache-bytes)", cacheBytes)
-	}
+	cacheNote := kappaCacheNote(cacheBytes)
 	return []contender{
 		{key: "raw", name: "raw franz-go", run: func(ctx context.Context, j job) error { return rawW2(ctx, j, every) },
 			notes: "one PollRecords(10000) loop, partitions on GOMAXPROCS goroutines, map[string]*count per partition in memory (no store, no changelog); " +
@@ -375,8 +314,16 @@ func rawW2(ctx context.Context, j job, every time.Duration) error {
 	return nil
 }
 
-// kappaW2 is W2 as a Kappa topology, with default options but the commit
-// interval, in a fresh state directory.
+// kappaCacheNote describes Kappa's record-cache budget for the table's
+// notes: cacheBytes, or the default when it is negative.
+func kappaCacheNote(cacheBytes int64) string {
+	if cacheBytes >= 0 {
+		return fmt.Sprintf("cache budget %d bytes (-cache-bytes)", cacheBytes)
+	}
+	return "cache budget 32 MiB per instance (default)"
+}
+
+// kappaW2 is W2 as a Kappa topology, run by runKappa.
 func kappaW2(ctx context.Context, j job, every time.Duration, cacheBytes int64) error {
 	b := stream.NewBuilder()
 	stream.From(b, j.In, codec.String(), codec.Bytes()).
@@ -384,11 +331,19 @@ func kappaW2(ctx context.Context, j job, every time.Duration, cacheBytes int64) 
 		Count(stream.Materialized("counts")).
 		ToStream().
 		To(j.Out, stream.With(codec.String(), codec.Int64()))
+	return runKappa(ctx, j, b, "bench-count-kappa-", every, cacheBytes)
+}
+
+// runKappa builds b's topology and runs it as j's application until ctx
+// is done, with default options but the commit interval and, when
+// cacheBytes is not negative, the record-cache budget, in a fresh state
+// directory named from dirPattern (as os.MkdirTemp's pattern).
+func runKappa(ctx context.Context, j job, b *stream.Builder, dirPattern string, every time.Duration, cacheBytes int64) error {
 	topo, err := b.Build()
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "bench-count-kappa-")
+	dir, err := os.MkdirTemp("", dirPattern)
 	if err != nil {
 		return err
 	}

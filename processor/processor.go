@@ -68,6 +68,21 @@ func KeyValueStore[K, V any](ctx interface{ Store(string) (Store, bool) }, name 
 	return kv, nil
 }
 
+// WindowStore returns the window or session store name of the node whose
+// context is ctx, declared with stream.WindowStore or stream.SessionStore
+// and stream.WithStore.
+func WindowStore[K, V any](ctx interface{ Store(string) (Store, bool) }, name string) (state.WindowStore[K, V], error) {
+	s, ok := ctx.Store(name)
+	if !ok {
+		return nil, fmt.Errorf("processor: no state store %q; declare it with stream.WithStore(stream.WindowStore(...)) on this Process", name)
+	}
+	ws, ok := s.(state.WindowStore[K, V])
+	if !ok {
+		return nil, fmt.Errorf("processor: store %q is %T, not a window store of (%s, %s)", name, s, reflect.TypeFor[K](), reflect.TypeFor[V]())
+	}
+	return ws, nil
+}
+
 // Func adapts a function to a Processor with no state of its own: Init and
 // Close do nothing.
 type Func[KIn, VIn, KOut, VOut any] func(ctx Context[KOut, VOut], rec Record[KIn, VIn]) error

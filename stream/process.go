@@ -61,6 +61,10 @@ func Process[K, V, KR, VR any](s Stream[K, V], supplier func() processor.Process
 	}
 	n := s.b.pb.AddProcessor(name, f, s.node)
 	for _, sd := range stores {
+		if sd.err != nil {
+			s.b.pb.Errorf("%s: %v", name, sd.err)
+			continue
+		}
 		s.b.pb.AddStore(sd.spec, n)
 	}
 	return Stream[KR, VR]{b: s.b, node: n, kc: known(s.b, c.kc), vc: known(s.b, c.vc), rekeyed: true}
@@ -117,6 +121,7 @@ func (c *procContext[K, V]) Logger() *slog.Logger                     { return c
 type StoreDef struct {
 	spec processor.StoreSpec
 	open func(t *processor.Task) error
+	err  error // reported when the store is attached
 }
 
 // KeyValueStore declares a key-value store for a Process node: LevelDB by
@@ -126,6 +131,18 @@ type StoreDef struct {
 // is forwarded when the cache flushes: the processor forwards what it
 // wants itself.
 func KeyValueStore[K, V any](name string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) StoreDef {
+	spec := storeDefSpec[K, V](name, opts)
+	return StoreDef{spec: spec, open: func(t *processor.Task) error {
+		eng, sp, err := t.StoreEngine(name)
+		if err != nil {
+			return err
+		}
+		return t.RegisterStore(name, state.NewKV(name, eng, kc, vc, sp.Options, t.Changelog(name), nil))
+	}}
+}
+
+// storeDefSpec is the spec of a store declared for a Process node.
+func storeDefSpec[K, V any](name string, opts []Option) processor.StoreSpec {
 	var c config[K, V]
 	for _, o := range opts {
 		switch o := o.(type) {
@@ -139,13 +156,43 @@ func KeyValueStore[K, V any](name string, kc codec.Codec[K], vc codec.Codec[V], 
 		}
 	}
 	c.store = name
-	spec := c.storeSpec(name)
-	return StoreDef{spec: spec, open: func(t *processor.Task) error {
+	return c.storeSpec(name)
+}
+
+// WindowStore declares a window store for a Process node: values per key
+// and window [start, end], segmented by window start in LevelDB (InMemory
+// for memory), so that windows starting more than retention before the
+// latest start written expire a segment at a time. It is changelogged to
+// "<app>-<name>-changelog" (compact,delete, kept retention + 1 day) and
+// restored from it; NoChangelog and CacheSize apply as for KeyValueStore.
+// The processor gets it with processor.WindowStore[K, V](ctx, name).
+func WindowStore[K, V any](name string, retention time.Duration, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) StoreDef {
+	return windowStoreDef(name, retention, kc, vc, false, opts)
+}
+
+// SessionStore declares a session store for a Process node: a window
+// store ordered and segmented by session end, so that Fetch(key, from,
+// to) finds the sessions ending in [from, to] in one scan, and sessions
+// ending more than retention before the latest end written expire.
+// Otherwise as WindowStore; get it with processor.WindowStore too.
+func SessionStore[K, V any](name string, retention time.Duration, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) StoreDef {
+	return windowStoreDef(name, retention, kc, vc, true, opts)
+}
+
+func windowStoreDef[K, V any](name string, retention time.Duration, kc codec.Codec[K], vc codec.Codec[V], session bool, opts []Option) StoreDef {
+	spec := storeDefSpec[K, V](name, opts)
+	spec.Segments = windowSegments(retention)
+	spec.ChangelogConfigs = windowChangelogConfigs(retention)
+	var err error
+	if retention <= 0 || retention%time.Millisecond != 0 {
+		err = fmt.Errorf("store %q: retention %v: use a positive whole number of milliseconds, for example the window size + grace", name, retention)
+	}
+	return StoreDef{spec: spec, err: err, open: func(t *processor.Task) error {
 		eng, sp, err := t.StoreEngine(name)
 		if err != nil {
 			return err
 		}
-		return t.RegisterStore(name, state.NewKV(name, eng, kc, vc, sp.Options, t.Changelog(name), nil))
+		return t.RegisterStore(name, state.NewWindows(name, eng.(*state.Segmented), kc, vc, sp.Options, t.Changelog(name), nil, session))
 	}}
 }
 

@@ -175,7 +175,7 @@ func windowAggregate[K, V, VA any](ws WindowedStream[K, V], kind string, init fu
 		if err := t.RegisterStore(spec.Name, store); err != nil {
 			return nil, err
 		}
-		op := &windowOp[K, VA]{t: t, name: name, store: store, closeTime: w.CloseTime, final: final, out: out}
+		op := &windowOp[K, VA]{t: t, name: name, store: store, closeTime: w.CloseTime, kc: kc, final: final, out: out}
 		if _, ok := w.(window.TimeWindows); !ok {
 			op.inclusive = true // sliding and session windows include their end
 		}
@@ -412,6 +412,7 @@ type windowOp[K, VA any] struct {
 	name      string
 	store     *state.Windows[K, VA]
 	closeTime func(window.Window) int64
+	kc        codec.Codec[K]
 	final     bool
 	inclusive bool // windows include their end: results carry End, not End-1
 	out       fanout[window.Windowed[K], Change[VA]]
@@ -428,10 +429,19 @@ type windowAgg[VA any] struct {
 	agg VA
 }
 
+// pendingOf returns the pending entry of key's window. The encoded key
+// orders windows that close at the same time, so the order of final
+// results does not depend on when the heap was rebuilt: a replay, with or
+// without restarts, emits the same sequence.
+func (op *windowOp[K, VA]) pendingOf(key K, win window.Window) pendingWindow[K] {
+	kb, _ := op.kc.Encode(key) // the store encoded the key already: no error
+	return pendingWindow[K]{key: key, kb: string(kb), win: win}
+}
+
 // created notes a window that did not exist, to emit when it closes.
 func (op *windowOp[K, VA]) created(key K, win window.Window) {
 	if op.final {
-		heap.Push(&op.pending, pendingWindow[K]{key: key, win: win})
+		heap.Push(&op.pending, op.pendingOf(key, win))
 	}
 }
 
@@ -450,7 +460,7 @@ func (op *windowOp[K, VA]) start() error {
 	st := op.t.PriorStreamTimeMillis()
 	err := op.store.All(func(k K, start, end int64, _ VA) bool {
 		if st < 0 || st < op.closeTime(window.Window{Start: start, End: end}) {
-			op.pending = append(op.pending, pendingWindow[K]{key: k, win: window.Window{Start: start, End: end}})
+			op.pending = append(op.pending, op.pendingOf(k, window.Window{Start: start, End: end}))
 		}
 		return true
 	})
@@ -502,10 +512,11 @@ func (op *windowOp[K, VA]) resultTime(win window.Window) int64 {
 
 type pendingWindow[K any] struct {
 	key K
+	kb  string // encoded key
 	win window.Window
 }
 
-// pendingHeap orders pending windows by end, then start.
+// pendingHeap orders pending windows by end, start, then encoded key.
 type pendingHeap[K any] []pendingWindow[K]
 
 func (h pendingHeap[K]) Len() int { return len(h) }
@@ -513,7 +524,10 @@ func (h pendingHeap[K]) Less(i, j int) bool {
 	if h[i].win.End != h[j].win.End {
 		return h[i].win.End < h[j].win.End
 	}
-	return h[i].win.Start < h[j].win.Start
+	if h[i].win.Start != h[j].win.Start {
+		return h[i].win.Start < h[j].win.Start
+	}
+	return h[i].kb < h[j].kb
 }
 func (h pendingHeap[K]) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *pendingHeap[K]) Push(x any)   { *h = append(*h, x.(pendingWindow[K])) }
