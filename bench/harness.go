@@ -533,6 +533,109 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 	}, nil
 }
 
+// completeLatest is the Complete of a count measured by draining, which
+// writes each key's count as it changes. It reads a stopped contender's
+// whole output, turning each record into a key and count with decode, and
+// checks that every key is one of want, that the latest count of every key
+// of want is its true count want[k], that no count is above it, and that
+// each key stays in one partition (so "latest" means something). show
+// formats a key for the errors. It returns, per partition, the end offset
+// that completes the output: one past the record from which each of its
+// keys shows its true count.
+func completeLatest[K comparable](ctx context.Context, h *harness, j job, want map[K]int64,
+	decode func(r *kgo.Record) (K, int64, error), show func(K) string,
+) ([]int64, error) {
+	ends, err := h.partitionEnds(ctx, j.Out, j.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	starts := make(map[int32]kgo.Offset, j.Partitions)
+	var total int64
+	for p, e := range ends {
+		starts[int32(p)] = kgo.NewOffset().AtStart()
+		total += e
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-verify"),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{j.Out: starts}))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	type keyState struct {
+		n         int64
+		partition int32
+		since     int64 // offset of the record from which n has been the true count, or -1
+	}
+	seen := make(map[K]*keyState, len(want))
+	var bad []string
+	nbad := 0
+	complain := func(format string, args ...any) {
+		nbad++
+		if len(bad) < 3 {
+			bad = append(bad, fmt.Sprintf(format, args...))
+		}
+	}
+	var n int64
+	for n < total {
+		fs := cl.PollFetches(vctx)
+		if vctx.Err() != nil {
+			return nil, fmt.Errorf("read %d of %d records of %s: %w", n, total, j.Out, vctx.Err())
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			k, c, err := decode(r)
+			if err != nil {
+				complain("%s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+				return
+			}
+			w, ok := want[k]
+			if !ok {
+				complain("%s/%d@%d: key %s is not in the input", r.Topic, r.Partition, r.Offset, show(k))
+				return
+			}
+			st := seen[k]
+			if st == nil {
+				st = &keyState{partition: r.Partition, since: -1}
+				seen[k] = st
+			}
+			switch {
+			case st.partition != r.Partition:
+				complain("key %s in partitions %d and %d", show(k), st.partition, r.Partition)
+			case c > w:
+				complain("%s/%d@%d: key %s counted %d, but it occurs %d times", r.Topic, r.Partition, r.Offset, show(k), c, w)
+			case c == w && st.n != w:
+				st.since = r.Offset
+			}
+			st.n = c
+		})
+	}
+	need := make([]int64, j.Partitions)
+	for k, w := range want {
+		st := seen[k]
+		switch {
+		case st == nil:
+			complain("key %s (count %d) never written", show(k), w)
+		case st.n != w:
+			complain("key %s: latest count %d, want %d", show(k), st.n, w)
+		default:
+			need[st.partition] = max(need[st.partition], st.since+1)
+		}
+	}
+	if nbad > 0 {
+		return nil, fmt.Errorf("%d problems, such as: %s", nbad, strings.Join(bad, "; "))
+	}
+	logf("output: %d records, the latest count of each of %d keys is right", n, len(want))
+	return need, nil
+}
+
 // watch polls the output's end offsets until they reach exp.Count, the
 // contender fails, or the timeout passes. A non-nil error means the trial
 // failed; the contender's own error is then already consumed from done.

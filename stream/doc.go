@@ -40,6 +40,15 @@
 // "<app>-<name>-repartition" so that records are partitioned by their
 // current key; key-based stateful operators insert it on their own.
 //
+// # Windows
+//
+// [WindowedBy] cuts a grouped stream into tumbling, hopping, sliding or
+// session windows (package window) for [WindowedStream.Count],
+// [WindowedStream.Reduce], [AggregateWindowed] and, for sessions,
+// [AggregateSessions]; [EmitFinal] emits one result per window when it
+// closes. Process nodes declare window stores with [WindowStore] and
+// [SessionStore]. See docs/windows.md.
+//
 // # Callbacks
 //
 // User functions run on the goroutine of the task that owns the record,
