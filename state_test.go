@@ -17,6 +17,7 @@ import (
 	"github.com/kappa-streams/kappa/internal/kafkatest"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/stream"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -346,4 +347,46 @@ func TestInternalTopicConfigs(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRepartitionPurged checks that records of a repartition topic are
+// deleted once the app has committed past them, and only those.
+func TestRepartitionPurged(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, "clicks", 2)
+	inputs, _ := makeClicks(2000, 50)
+	_, stop := runApp(t, countTopology(t), kappa.AppID(countsApp), kappa.Brokers(seeds...), kappa.StateDir(t.TempDir()),
+		kappa.CommitInterval(100*time.Millisecond))
+	kafkatest.Produce(t, kafkatest.Client(t, seeds), inputs...)
+	newTail(t, seeds, countsOut).waitEqual(truthCounts(inputs), 60*time.Second)
+	adm := kadm.NewClient(kafkatest.Client(t, seeds))
+	var starts kadm.ListedOffsets
+	kafkatest.Eventually(t, 30*time.Second, "repartition records purged", func() bool {
+		var err error
+		if starts, err = adm.ListStartOffsets(context.Background(), countsRepart); err != nil {
+			t.Fatal(err)
+		}
+		purged := int64(0)
+		starts.Each(func(o kadm.ListedOffset) { purged += o.Offset })
+		return purged > 0
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(context.Background(), countsRepart)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed, err := adm.FetchOffsets(context.Background(), countsApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts.Each(func(o kadm.ListedOffset) {
+		c, _ := committed.Lookup(countsRepart, o.Partition)
+		end, _ := ends.Lookup(countsRepart, o.Partition)
+		if o.Offset > c.At || c.At > end.Offset {
+			t.Errorf("%s/%d: purged up to %d, committed %d, end %d: purged past the commit", countsRepart, o.Partition, o.Offset, c.At, end.Offset)
+		}
+	})
 }

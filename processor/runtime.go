@@ -820,7 +820,6 @@ func (r *Runtime) purge(ctx context.Context, committed map[string]map[int32]kgo.
 	if len(r.repartitions) == 0 || time.Since(r.lastPurge) < purgeEvery {
 		return
 	}
-	r.lastPurge = time.Now()
 	req := kmsg.NewPtrDeleteRecordsRequest()
 	req.TimeoutMillis = 5000
 	for _, topic := range r.repartitions {
@@ -838,8 +837,9 @@ func (r *Runtime) purge(ctx context.Context, committed map[string]map[int32]kgo.
 		req.Topics = append(req.Topics, rt)
 	}
 	if len(req.Topics) == 0 {
-		return
+		return // nothing committed on a repartition topic yet: try next commit
 	}
+	r.lastPurge = time.Now()
 	shards := r.cl.RequestSharded(ctx, req)
 	for _, sh := range shards {
 		if sh.Err != nil {
