@@ -91,7 +91,7 @@ func runWindows(args []string) error {
 	if err != nil {
 		return err
 	}
-	span := time.Duration(f.records-1) * w3Step
+	span := (time.Duration(f.records-1) * w3Step).Round(time.Second)
 	title := fmt.Sprintf("W3 windows: %d records, %d partitions, %d-byte values, %d distinct keys, event time +%v per record (%v in all), %.0f%% out of order by up to the grace period %v, commit interval %v, %d run(s); records/s are input records",
 		f.records, f.partitions, f.valueSize, w2Keys, w3Step, span, 100*w3OutOfOrder, w3Grace, *every, f.runs)
 	printTable(os.Stdout, title, "windows", sums, [][2]string{{"window", "count"}})
@@ -194,17 +194,18 @@ func decodeW3(r *kgo.Record) (window.Windowed[string], int64, error) {
 
 func w3Contenders(every time.Duration, cacheBytes int64) []contender {
 	cacheNote := kappaCacheNote(cacheBytes)
-	windowed := func(w window.TimeWindows, perRecord int) string {
+	windowed := func(w window.TimeWindows) string {
+		n := len(w.WindowsFor(w3Epoch.UnixMilli()))
 		return fmt.Sprintf("From(String, Bytes) → GroupByKey → WindowedBy(%v) → Count(Materialized) → ToStream → To(Windowed(String), Int64); "+
-			"%d window(s) per record; segmented LevelDB window store (retention %v), changelog, %s", w, perRecord, w.Retention(), cacheNote)
+			"%d window update(s) per record; segmented LevelDB window store (retention %v), changelog, %s", w, n, w.Retention(), cacheNote)
 	}
 	return []contender{
 		{key: "count", name: "kappa count", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every, cacheBytes) },
 			notes: "W2's topology, ignoring the timestamps: From(String, Bytes) → GroupByKey → Count(Materialized) → ToStream → To(String, Int64); LevelDB store, changelog, " + cacheNote},
 		{key: "tumbling", name: "kappa tumbling 1m", run: func(ctx context.Context, j job) error { return kappaW3(ctx, j, w3Tumbling, every, cacheBytes) },
-			notes: windowed(w3Tumbling, 1)},
+			notes: windowed(w3Tumbling)},
 		{key: "window", name: "kappa hopping 5m/1m", run: func(ctx context.Context, j job) error { return kappaW3(ctx, j, w3Hopping, every, cacheBytes) },
-			notes: windowed(w3Hopping, 5)},
+			notes: windowed(w3Hopping)},
 	}
 }
 
