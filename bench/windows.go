@@ -197,7 +197,7 @@ func w3Contenders(every time.Duration, cacheBytes int64) []contender {
 	windowed := func(w window.TimeWindows) string {
 		n := len(w.WindowsFor(w3Epoch.UnixMilli()))
 		return fmt.Sprintf("From(String, Bytes) → GroupByKey → WindowedBy(%v) → Count(Materialized) → ToStream → To(Windowed(String), Int64); "+
-			"%d window update(s) per record; segmented LevelDB window store (retention %v), changelog, %s", w, n, w.Retention(), cacheNote)
+			"windows per record: %d; segmented LevelDB window store (retention %v), changelog, %s", w, n, w.Retention(), cacheNote)
 	}
 	return []contender{
 		{key: "count", name: "kappa count", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every, cacheBytes) },

@@ -151,6 +151,11 @@ type TaskStats struct {
 // any record.
 func (t *Task) StreamTimeMillis() int64 { return t.streamTime }
 
+// SetRecordTime sets the timestamp, in Unix ms, that the current record
+// counts with for stream time, in place of its record timestamp: a source
+// with a timestamp extractor calls it before forwarding the record.
+func (t *Task) SetRecordTime(ms int64) { t.streamTime = max(t.priorStreamTime, ms) }
+
 // PriorStreamTimeMillis returns the stream time before the record being
 // processed advanced it, or -1: what the task had seen, or restored from a
 // commit, before this record.

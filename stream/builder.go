@@ -3,6 +3,7 @@ package stream
 import (
 	"fmt"
 	"reflect"
+	"time"
 
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/processor"
@@ -116,6 +117,24 @@ func Partitioner[K, V any](fn func(key K, value V, numPartitions int) int) Optio
 	return partitioner[K, V]{fn: fn}
 }
 
+type timestampExtractor[K, V any] struct {
+	fn func(key K, value V, recordTime time.Time) time.Time
+}
+
+func (timestampExtractor[K, V]) option() {}
+
+// TimestampExtractor gives a source's records their event time, overriding
+// the record timestamp (the default): fn receives the decoded key and value
+// and the record's timestamp, and returns the time the record happened, for
+// example a field of the value. It sets the record's timestamp for every
+// operator downstream, for the task's stream time, and for the records
+// written to repartition and output topics, as Kafka Streams'
+// TimestampExtractor does. A time before the Unix epoch is an error: the
+// record goes to the dead-letter topic. For From, FromTopics and TableFrom.
+func TimestampExtractor[K, V any](fn func(key K, value V, recordTime time.Time) time.Time) Option {
+	return timestampExtractor[K, V]{fn: fn}
+}
+
 type partitions int32
 
 func (partitions) option() {}
@@ -168,6 +187,7 @@ type config[K, V any] struct {
 	kc         codec.Codec[K]
 	vc         codec.Codec[V]
 	part       func(K, V, int) int
+	extract    func(K, V, time.Time) time.Time
 	partitions int32
 	store      string
 	inMemory   bool
@@ -213,6 +233,8 @@ func parse[K, V any](b *Builder, op string, opts []Option) config[K, V] {
 			c.vc = o.vc
 		case partitioner[K, V]:
 			c.part = o.fn
+		case timestampExtractor[K, V]:
+			c.extract = o.fn
 		case partitions:
 			if o < 1 {
 				b.pb.Errorf("%s: stream.Partitions(%d): must be at least 1", op, int(o))

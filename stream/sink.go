@@ -130,6 +130,6 @@ func repartition[K, V any](s Stream[K, V], base string, c config[K, V], opts []O
 	}
 	sinkOpts = append(sinkOpts, Named(base+"-repartition-sink"))
 	addSink(s, fmt.Sprintf("Repartition(%q)", base), &ref, nil, sinkOpts)
-	out := newSource(s.b, base+"-repartition-source", []processor.TopicRef{ref}, known(s.b, pick(c.kc, s.kc)), known(s.b, pick(c.vc, s.vc)))
+	out := newSource(s.b, base+"-repartition-source", []processor.TopicRef{ref}, known(s.b, pick(c.kc, s.kc)), known(s.b, pick(c.vc, s.vc)), nil)
 	return out
 }

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/processor"
@@ -42,7 +43,8 @@ func From[K, V any](b *Builder, topic string, kc codec.Codec[K], vc codec.Codec[
 // is processed by one task; the sub-topology has as many tasks as its
 // largest input has partitions.
 func FromTopics[K, V any](b *Builder, topics []string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Stream[K, V] {
-	name := b.nodeName(parse[K, V](b, "From", opts).name, "SOURCE")
+	c := parse[K, V](b, "From", opts)
+	name := b.nodeName(c.name, "SOURCE")
 	if kc == nil || vc == nil {
 		b.pb.Errorf("From(%v) (node %q): key and value codecs are required", topics, name)
 	}
@@ -53,16 +55,18 @@ func FromTopics[K, V any](b *Builder, topics []string, kc codec.Codec[K], vc cod
 		}
 		refs[i] = processor.TopicRef{Name: t}
 	}
-	return newSource(b, name, refs, kc, vc)
+	return newSource(b, name, refs, kc, vc, c.extract)
 }
 
-func newSource[K, V any](b *Builder, name string, refs []processor.TopicRef, kc codec.Codec[K], vc codec.Codec[V]) Stream[K, V] {
+// newSource adds a source node; extract, when set, gives records their
+// event time (TimestampExtractor).
+func newSource[K, V any](b *Builder, name string, refs []processor.TopicRef, kc codec.Codec[K], vc codec.Codec[V], extract func(K, V, time.Time) time.Time) Stream[K, V] {
 	f := func(t *processor.Task, cs []processor.Child) (any, error) {
 		out, err := children[K, V](cs)
 		if err != nil {
 			return nil, err
 		}
-		return &source[K, V]{t: t, name: name, kc: kc, vc: vc, out: out}, nil
+		return &source[K, V]{t: t, name: name, kc: kc, vc: vc, extract: extract, out: out}, nil
 	}
 	remember(b, kc, vc)
 	n := b.pb.AddSource(name, refs, codecNames(kc, vc), f)
@@ -70,11 +74,12 @@ func newSource[K, V any](b *Builder, name string, refs []processor.TopicRef, kc 
 }
 
 type source[K, V any] struct {
-	t    *processor.Task
-	name string
-	kc   codec.Codec[K]
-	vc   codec.Codec[V]
-	out  fanout[K, V]
+	t       *processor.Task
+	name    string
+	kc      codec.Codec[K]
+	vc      codec.Codec[V]
+	extract func(K, V, time.Time) time.Time
+	out     fanout[K, V]
 }
 
 func (s *source[K, V]) ReceiveRaw(r *processor.RawRecord) error {
@@ -89,6 +94,14 @@ func (s *source[K, V]) ReceiveRaw(r *processor.RawRecord) error {
 		if rec.Value, err = s.vc.Decode(r.Value); err != nil {
 			return wrap(s.name, &processor.DecodeFailure{Part: "value", Err: err})
 		}
+	}
+	if s.extract != nil {
+		rec.Timestamp = s.extract(rec.Key, rec.Value, r.Timestamp)
+		ms := rec.Timestamp.UnixMilli()
+		if ms < 0 {
+			return wrap(s.name, fmt.Errorf("timestamp extractor returned %v, before the Unix epoch: records need a timestamp ≥ 0", rec.Timestamp))
+		}
+		s.t.SetRecordTime(ms)
 	}
 	return s.out.forward(rec)
 }

@@ -35,7 +35,7 @@ func (t Table[K, V]) StoreName() string { return t.store }
 func TableFrom[K, V any](b *Builder, topic string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) Table[K, V] {
 	c := parse[K, V](b, "TableFrom", opts)
 	name := b.nodeName(c.name, "TABLE-SOURCE")
-	src := newSource(b, name+"-source", []processor.TopicRef{{Name: topic}}, kc, vc)
+	src := newSource(b, name+"-source", []processor.TopicRef{{Name: topic}}, kc, vc, c.extract)
 	return toTable(src, name, c)
 }
 

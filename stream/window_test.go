@@ -3,6 +3,7 @@ package stream_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -534,4 +535,52 @@ func TestSlidingWindowsCases(t *testing.T) {
 	// Out of order: d joins c's window (updates fold in arrival order),
 	// and creates its own left window and its right window, which holds c.
 	step(25_000, "d", "[[0,10000]=ab [5001,15001]=b [15000,25000]=d [20000,30000]=cd [25001,35001]=c]")
+}
+
+// TestTimestampExtractor windows records by a time carried in their value
+// rather than the record timestamp: stream time and lateness follow the
+// extracted time, output records carry it, and a time before the epoch
+// sends the record to the dead-letter topic.
+func TestTimestampExtractor(t *testing.T) {
+	b := stream.NewBuilder()
+	in := stream.From(b, "in", codec.String(), codec.Int64(),
+		stream.TimestampExtractor(func(_ string, ms int64, _ time.Time) time.Time { return time.UnixMilli(ms) }))
+	in.To("copy")
+	stream.WindowedBy(in.GroupByKey(), window.Tumbling(time.Minute)).Count(stream.EmitFinal()).ToStream().To("out")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := streamtest.New(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	pipe := streamtest.NewInput(d, "in", codec.String(), codec.Int64())
+	recordTime := time.UnixMilli(1_000_000_000) // far from the values' times: must not matter
+	for _, ms := range []int64{1_000, 30_000, 61_000, 59_000, 125_000, -5} {
+		if err := pipe.PipeAt("k", ms, recordTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := streamtest.NewOutput(d, "out", codec.Windowed(codec.String()), codec.Int64()).ReadAll()
+	var s []string
+	for _, r := range got {
+		s = append(s, fmt.Sprintf("[%d,%d)=%d", r.Key.Window.Start, r.Key.Window.End, r.Value))
+	}
+	// 59000 arrives after 61000 closed [0, 60000) (no grace): late.
+	if want := "[[0,60000)=2 [60000,120000)=1]"; fmt.Sprint(s) != want {
+		t.Fatalf("results %v, want %s", s, want)
+	}
+	if st := d.TaskStatus(); len(st) != 1 || st[0].Late != 1 {
+		t.Fatalf("task status %+v, want 1 late record", st)
+	}
+	copies := streamtest.NewOutput(d, "copy", codec.String(), codec.Int64()).ReadAll()
+	if len(copies) != 5 || !copies[1].Timestamp.Equal(time.UnixMilli(30_000)) {
+		t.Fatalf("copies %+v, want 5 records carrying the extracted times", copies)
+	}
+	dl := d.DeadLetters()
+	if len(dl) != 1 || !strings.Contains(dl[0].Error, "before the Unix epoch") {
+		t.Fatalf("dead letters %+v, want the record with a negative time", dl)
+	}
 }
