@@ -57,6 +57,37 @@ func (t *Topology) Plan(appID string, external map[string]int32) (*Plan, error) 
 			p.Partitions[it.Ref.Resolve(appID)] = it.Partitions
 		}
 	}
+	// Co-partitioned groups: their external topics must agree, and their
+	// repartition topics take that count.
+	for _, g := range t.copart {
+		var first TopicRef
+		n := int32(0)
+		for _, ref := range g.topics {
+			if ref.Internal {
+				continue
+			}
+			c := p.Partitions[ref.Name]
+			if n == 0 {
+				first, n = ref, c
+				continue
+			}
+			if c != n {
+				errs = append(errs, fmt.Errorf("topology: %s: topics %q (%d partitions) and %q (%d partitions) must have the same partition count to be joined; "+
+					"recreate one with %d partitions, or repartition one side with Repartition(stream.Partitions(%d))", g.what, first.Name, n, ref.Name, c, c, n))
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		for _, ref := range g.topics {
+			if _, set := p.Partitions[ref.Resolve(appID)]; ref.Internal && !set {
+				p.Partitions[ref.Resolve(appID)] = n
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	for changed := true; changed; {
 		changed = false
 		for _, s := range t.subs {
@@ -99,6 +130,25 @@ func (t *Topology) Plan(appID string, external map[string]int32) (*Plan, error) 
 	for _, s := range t.subs {
 		if p.Tasks[s.ID] == 0 {
 			return nil, fmt.Errorf("topology: cannot size sub-topology %d: its inputs %v have no partition count", s.ID, s.Sources)
+		}
+	}
+	// A group of repartition topics only takes the largest of their counts;
+	// a count set with stream.Partitions must then agree with the others.
+	for _, g := range t.copart {
+		n := int32(0)
+		for _, ref := range g.topics {
+			n = max(n, p.Partitions[ref.Resolve(appID)])
+		}
+		for _, ref := range g.topics {
+			name := ref.Resolve(appID)
+			if p.Partitions[name] == n {
+				continue
+			}
+			if it, ok := internal[ref]; ok && it.Partitions == 0 {
+				p.Partitions[name] = n
+				continue
+			}
+			return nil, fmt.Errorf("topology: %s: topic %q has %d partitions where its co-partitioned inputs have %d; give them the same count", g.what, name, p.Partitions[name], n)
 		}
 	}
 	for name, n := range p.Outputs {

@@ -117,7 +117,14 @@ type Builder struct {
 	byName   map[string]*Node
 	internal []InternalTopic
 	stores   map[string]*StoreSpec
+	copart   []coPartition
 	errs     []error
+}
+
+// coPartition is a group of nodes whose inputs must be co-partitioned.
+type coPartition struct {
+	what  string
+	nodes []*Node
 }
 
 // NewBuilder returns an empty Builder.
@@ -225,6 +232,29 @@ func (b *Builder) AddStore(spec StoreSpec, users ...*Node) {
 	}
 }
 
+// ConnectStore gives more nodes access to a declared store, such as a join
+// reading a table's store. Nodes sharing a store run in one sub-topology.
+func (b *Builder) ConnectStore(name string, users ...*Node) {
+	if _, ok := b.stores[name]; !ok {
+		b.Errorf("state store %q: connected before it was declared", name)
+		return
+	}
+	for _, n := range users {
+		if !slices.Contains(n.Stores, name) {
+			n.Stores = append(n.Stores, name)
+		}
+	}
+}
+
+// CoPartition requires the input topics upstream of nodes (within their
+// sub-topology) to have equal partition counts, as a join's inputs must:
+// partition p of each then holds the same keys, and lands in one task.
+// Plan checks the external topics and gives repartition topics in the
+// group their count. what names the operator in errors.
+func (b *Builder) CoPartition(what string, nodes ...*Node) {
+	b.copart = append(b.copart, coPartition{what: what, nodes: nodes})
+}
+
 // ChangelogRef names the changelog topic of a store.
 func ChangelogRef(store string) TopicRef {
 	return TopicRef{Name: store + "-changelog", Internal: true}
@@ -239,6 +269,34 @@ type Topology struct {
 	bySource map[TopicRef]int // input topic → sub-topology
 	stores   map[string]*StoreSpec
 	storeSub map[string]int // store → the sub-topology using it
+	copart   []coPartitionGroup
+}
+
+// coPartitionGroup is the input topics that must be co-partitioned.
+type coPartitionGroup struct {
+	what   string
+	topics []TopicRef
+}
+
+// upstreamTopics returns the topics of the sources upstream of n.
+func upstreamTopics(n *Node) []TopicRef {
+	var refs []TopicRef
+	seen := make(map[*Node]bool)
+	var walk func(*Node)
+	walk = func(n *Node) {
+		if n == nil || seen[n] {
+			return
+		}
+		seen[n] = true
+		if n.Kind == KindSource {
+			refs = append(refs, n.Topics...)
+		}
+		for _, p := range n.Parents {
+			walk(p)
+		}
+	}
+	walk(n)
+	return refs
 }
 
 // Build validates the graph and splits it into sub-topologies. It returns
@@ -266,6 +324,17 @@ func (b *Builder) Build() (*Topology, error) {
 	for _, n := range b.nodes {
 		for _, p := range n.Parents {
 			parent[find(n.order)] = find(p.order)
+		}
+	}
+	// Nodes sharing a store are one sub-topology too.
+	storeUser := make(map[string]int)
+	for _, n := range b.nodes {
+		for _, name := range n.Stores {
+			if u, ok := storeUser[name]; ok {
+				parent[find(n.order)] = find(u)
+			} else {
+				storeUser[name] = n.order
+			}
 		}
 	}
 	t := &Topology{nodes: b.nodes, internal: b.internal, bySource: make(map[TopicRef]int),
@@ -313,6 +382,17 @@ func (b *Builder) Build() (*Topology, error) {
 		if len(s.Sources) == 0 {
 			errs = append(errs, fmt.Errorf("sub-topology %d (node %q): no source", s.ID, s.Nodes[0].Name))
 		}
+	}
+	for _, g := range b.copart {
+		var refs []TopicRef
+		for _, n := range g.nodes {
+			for _, ref := range upstreamTopics(n) {
+				if !slices.Contains(refs, ref) {
+					refs = append(refs, ref)
+				}
+			}
+		}
+		t.copart = append(t.copart, coPartitionGroup{what: g.what, topics: refs})
 	}
 	for name := range b.stores {
 		if _, ok := t.storeSub[name]; !ok {

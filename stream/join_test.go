@@ -1,0 +1,304 @@
+package stream_test
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/stream"
+	"github.com/kappa-streams/kappa/streamtest"
+)
+
+// joinEvent is one input record of the join oracles: a record on the
+// stream (or left table) side, or on the table (or right) side; a
+// tombstone when del is set.
+type joinEvent struct {
+	right bool
+	key   string
+	value string
+	del   bool
+	ts    int64
+}
+
+// joinEvents returns n seeded events over keys keys, with duplicates,
+// tombstones (on table sides) and timestamps that go back now and then.
+func joinEvents(seed uint64, n, keys int) []joinEvent {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	evs := make([]joinEvent, n)
+	ts := int64(1_000_000)
+	for i := range evs {
+		ts += rng.Int64N(100)
+		e := joinEvent{right: rng.IntN(2) == 0, key: fmt.Sprint("k", rng.IntN(keys)), value: fmt.Sprint("v", i), ts: ts}
+		if rng.IntN(10) == 0 {
+			e.ts -= rng.Int64N(5000)
+		}
+		e.del = rng.IntN(8) == 0
+		evs[i] = e
+	}
+	return evs
+}
+
+// TestJoinTableAgainstOracle joins a re-keyed stream with a table, inner
+// and left, and compares every output record with a recomputation that
+// looks each stream record up in the table as it stood when the record
+// arrived.
+func TestJoinTableAgainstOracle(t *testing.T) {
+	evs := joinEvents(3, 10_000, 300)
+	for _, left := range []bool{false, true} {
+		t.Run(fmt.Sprintf("left=%v", left), func(t *testing.T) {
+			b := stream.NewBuilder()
+			// Clicks arrive keyed by "user"; the join needs the article key.
+			clicks := stream.SelectKey(stream.From(b, "clicks", codec.String(), codec.String()),
+				func(_ string, v string) string { k, _, _ := strings.Cut(v, "|"); return k })
+			articles := stream.TableFrom(b, "articles", codec.String(), codec.String())
+			var joined stream.Stream[string, string]
+			if left {
+				joined = stream.LeftJoinTable(clicks, articles, func(k, v, row string, found bool) string {
+					if !found {
+						return v + "+none"
+					}
+					return v + "+" + row
+				})
+			} else {
+				joined = stream.JoinTable(clicks, articles, func(k, v, row string) string { return v + "+" + row })
+			}
+			joined.To("out")
+			topo, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := streamtest.New(topo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			cin := streamtest.NewInput(d, "clicks", codec.String(), codec.String())
+			ain := streamtest.NewInput(d, "articles", codec.String(), codec.String())
+			table := map[string]string{}
+			var want []string
+			for i, e := range evs {
+				at := time.UnixMilli(e.ts)
+				if e.right {
+					var err error
+					if e.del {
+						err = ain.PipeRaw([]byte(e.key), nil, at)
+						delete(table, e.key)
+					} else {
+						err = ain.PipeAt(e.key, e.value, at)
+						table[e.key] = e.value
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				v := e.key + "|" + e.value
+				if err := cin.PipeAt(fmt.Sprint("user", i%7), v, at); err != nil {
+					t.Fatal(err)
+				}
+				row, ok := table[e.key]
+				switch {
+				case ok:
+					want = append(want, fmt.Sprintf("%s=%s+%s@%d", e.key, v, row, e.ts))
+				case left:
+					want = append(want, fmt.Sprintf("%s=%s+none@%d", e.key, v, e.ts))
+				}
+			}
+			var got []string
+			for _, r := range streamtest.NewOutput(d, "out", codec.String(), codec.String()).ReadAll() {
+				got = append(got, fmt.Sprintf("%s=%s@%d", r.Key, r.Value, r.Timestamp.UnixMilli()))
+			}
+			if len(want) < 1000 {
+				t.Fatalf("the input exercises too little: %d results", len(want))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%d results, want %d; first difference: %s", len(got), len(want), firstDifference(got, want))
+			}
+		})
+	}
+}
+
+// TestJoinTablesAgainstOracle joins two tables inner, left and outer,
+// materialized, and checks the result store and the last update of every
+// key against the join of the two final tables, and every update against
+// the join recomputed after each input record.
+func TestJoinTablesAgainstOracle(t *testing.T) {
+	evs := joinEvents(4, 10_000, 300)
+	type result struct {
+		v  string
+		ok bool
+	}
+	kinds := map[string]func(l, r string, lok, rok bool) result{
+		"inner": func(l, r string, lok, rok bool) result { return result{l + "&" + r, lok && rok} },
+		"left": func(l, r string, lok, rok bool) result {
+			if !rok {
+				r = "none"
+			}
+			return result{l + "&" + r, lok}
+		},
+		"outer": func(l, r string, lok, rok bool) result {
+			if !lok {
+				l = "none"
+			}
+			if !rok {
+				r = "none"
+			}
+			return result{l + "&" + r, lok || rok}
+		},
+	}
+	for kind, oracle := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			b := stream.NewBuilder()
+			lt := stream.TableFrom(b, "left", codec.String(), codec.String())
+			rt := stream.TableFrom(b, "right", codec.String(), codec.String())
+			opts := []stream.Option{stream.Materialized("joined")}
+			var joined stream.Table[string, string]
+			switch kind {
+			case "inner":
+				joined = stream.JoinTables(lt, rt, func(_ string, l, r string) string { return l + "&" + r }, opts...)
+			case "left":
+				joined = stream.LeftJoinTables(lt, rt, func(_ string, l, r string, rok bool) string {
+					if !rok {
+						r = "none"
+					}
+					return l + "&" + r
+				}, opts...)
+			case "outer":
+				joined = stream.OuterJoinTables(lt, rt, func(_ string, l string, lok bool, r string, rok bool) string {
+					if !lok {
+						l = "none"
+					}
+					if !rok {
+						r = "none"
+					}
+					return l + "&" + r
+				}, opts...)
+			}
+			joined.ToStream().To("out")
+			topo, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := streamtest.New(topo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			in := map[bool]*streamtest.Input[string, string]{
+				false: streamtest.NewInput(d, "left", codec.String(), codec.String()),
+				true:  streamtest.NewInput(d, "right", codec.String(), codec.String()),
+			}
+			out := streamtest.NewOutput(d, "out", codec.String(), codec.String())
+			tables := map[bool]map[string]string{false: {}, true: {}}
+			final := map[string]string{}
+			emitted := 0
+			for _, e := range evs {
+				at := time.UnixMilli(e.ts)
+				var err error
+				if e.del {
+					err = in[e.right].PipeRaw([]byte(e.key), nil, at)
+					delete(tables[e.right], e.key)
+				} else {
+					err = in[e.right].PipeAt(e.key, e.value, at)
+					tables[e.right][e.key] = e.value
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, lok := tables[false][e.key]
+				r, rok := tables[true][e.key]
+				want := oracle(l, r, lok, rok)
+				prev, had := final[e.key]
+				// The driver commits after each record, so each change
+				// of the joined row shows at once, and only changes do.
+				recs := out.ReadAll()
+				switch {
+				case want.ok && (!had || prev != want.v):
+					if len(recs) != 1 || recs[0].Tombstone || recs[0].Value != want.v || recs[0].Key != e.key {
+						t.Fatalf("after %+v: emitted %+v, want %s=%s", e, recs, e.key, want.v)
+					}
+					final[e.key] = want.v
+				case !want.ok && had:
+					if len(recs) != 1 || !recs[0].Tombstone || recs[0].Key != e.key {
+						t.Fatalf("after %+v: emitted %+v, want a tombstone for %s", e, recs, e.key)
+					}
+					delete(final, e.key)
+				default:
+					if len(recs) != 0 {
+						t.Fatalf("after %+v: emitted %+v, want nothing (row %v, unchanged)", e, recs, want)
+					}
+				}
+				emitted += len(recs)
+			}
+			entries, err := streamtest.ReadStore[string, string](d, "joined")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, e := range entries {
+				got[e.Key] = e.Value
+			}
+			if !maps.Equal(got, final) {
+				t.Fatalf("result store has %d rows, the oracle %d", len(got), len(final))
+			}
+			if emitted < 1000 || len(final) < 50 {
+				t.Fatalf("the input exercises too little: %d updates, %d final rows", emitted, len(final))
+			}
+		})
+	}
+}
+
+// TestJoinCoPartitioning checks that a join of external topics with
+// different partition counts fails, naming both topics and counts, and
+// that a re-keyed side's repartition topic takes the other side's count.
+func TestJoinCoPartitioning(t *testing.T) {
+	build := func(rekey bool) *stream.Builder {
+		b := stream.NewBuilder()
+		clicks := stream.From(b, "clicks", codec.String(), codec.String())
+		if rekey {
+			clicks = stream.SelectKey(clicks, func(_, v string) string { return v })
+		}
+		articles := stream.TableFrom(b, "articles", codec.String(), codec.String())
+		stream.JoinTable(clicks, articles, func(_, v, a string) string { return v + a }, stream.Named("enrich")).To("out")
+		return b
+	}
+	topo, err := build(false).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = streamtest.New(topo, streamtest.Partitions("clicks", 4), streamtest.Partitions("articles", 6))
+	if err == nil || !strings.Contains(err.Error(), `"clicks" (4 partitions) and "articles" (6 partitions)`) {
+		t.Fatalf("got %v, want an error naming both topics and their counts", err)
+	}
+	topo, err = build(true).Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := streamtest.New(topo, streamtest.Partitions("clicks", 4), streamtest.Partitions("articles", 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if n := d.Partitions("streamtest-enrich-repartition"); n != 6 {
+		t.Fatalf("repartition topic has %d partitions, want the table's 6", n)
+	}
+}
+
+func firstDifference(got, want []string) string {
+	for i := range max(len(got), len(want)) {
+		switch {
+		case i >= len(got):
+			return "missing " + want[i]
+		case i >= len(want):
+			return "extra " + got[i]
+		case got[i] != want[i]:
+			return fmt.Sprintf("#%d: got %s, want %s", i, got[i], want[i])
+		}
+	}
+	return "none"
+}
