@@ -170,7 +170,7 @@ func (t *Topology) Plan(appID string, external map[string]int32) (*Plan, error) 
 }
 
 // ExternalSources returns the topics the topology reads that it does not
-// own, in sub-topology order.
+// own, in sub-topology order, then the topics of global tables.
 func (t *Topology) ExternalSources() []TopicRef {
 	var refs []TopicRef
 	for _, s := range t.subs {
@@ -179,6 +179,9 @@ func (t *Topology) ExternalSources() []TopicRef {
 				refs = append(refs, ref)
 			}
 		}
+	}
+	for _, g := range t.globals {
+		refs = append(refs, TopicRef{Name: g.Topic})
 	}
 	return refs
 }

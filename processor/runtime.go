@@ -68,6 +68,10 @@ type Runtime struct {
 	subs map[string]int // resolved input topic → sub-topology
 
 	restoring sync.WaitGroup
+	// globals are the global tables, read by a goroutine that globalsDone
+	// waits for.
+	globals     []GlobalSpec
+	globalsDone sync.WaitGroup
 
 	mu      sync.Mutex // held while processing a poll, committing, or rebalancing
 	tasks   map[TaskID]*runTask
@@ -175,6 +179,11 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	}
 	if cfg.CacheBytes != nil {
 		r.env.Cache = state.NewCache(*cfg.CacheBytes)
+	}
+	r.globals = cfg.Topology.Globals()
+	r.env.Globals = make(map[string]*GlobalStore, len(r.globals))
+	for _, g := range r.globals {
+		r.env.Globals[g.Name] = NewGlobalStore()
 	}
 	return r, nil
 }
@@ -301,12 +310,22 @@ func compareTaskIDs(a, b TaskID) int {
 // ctx cancellation it finishes the records in hand, commits, closes its
 // tasks and leaves the group, then returns nil.
 func (r *Runtime) Run(ctx context.Context) (err error) {
+	gctx, stopGlobals := context.WithCancel(ctx)
 	defer func() {
+		stopGlobals()
+		r.globalsDone.Wait()
 		r.shutdown()
 		if err == nil {
 			err = r.fatal
 		}
 	}()
+	// Global tables are read whole before any task processes a record.
+	if err := r.startGlobals(gctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	lastCommit := time.Now()
 	for {
 		// Polls end by the next commit or punctuation even without input,

@@ -66,6 +66,8 @@ type TaskEnv struct {
 	// other tasks of the instance; nil gives each store a default budget
 	// of its own.
 	Cache *state.Cache
+	// Globals holds the instance's global tables by name.
+	Globals map[string]*GlobalStore
 }
 
 // ChangelogReader reads a changelog partition for restoration.

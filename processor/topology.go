@@ -118,6 +118,7 @@ type Builder struct {
 	internal []InternalTopic
 	stores   map[string]*StoreSpec
 	copart   []coPartition
+	globals  []GlobalSpec
 	errs     []error
 }
 
@@ -270,6 +271,7 @@ type Topology struct {
 	stores   map[string]*StoreSpec
 	storeSub map[string]int // store → the sub-topology using it
 	copart   []coPartitionGroup
+	globals  []GlobalSpec
 }
 
 // coPartitionGroup is the input topics that must be co-partitioned.
@@ -303,6 +305,13 @@ func upstreamTopics(n *Node) []TopicRef {
 // every problem found, joined.
 func (b *Builder) Build() (*Topology, error) {
 	errs := slices.Clone(b.errs)
+	for _, g := range b.globals {
+		for _, n := range b.nodes {
+			if n.Kind == KindSource && slices.Contains(n.Topics, TopicRef{Name: g.Topic}) {
+				errs = append(errs, fmt.Errorf("global table %q: topic %q is also read by source %q; read it once", g.Name, g.Topic, n.Name))
+			}
+		}
+	}
 	if len(b.nodes) == 0 {
 		errs = append(errs, errors.New("topology: no nodes: add a source with stream.From"))
 	}
@@ -338,7 +347,7 @@ func (b *Builder) Build() (*Topology, error) {
 		}
 	}
 	t := &Topology{nodes: b.nodes, internal: b.internal, bySource: make(map[TopicRef]int),
-		stores: b.stores, storeSub: make(map[string]int)}
+		stores: b.stores, storeSub: make(map[string]int), globals: b.globals}
 	subOf := make(map[int]*SubTopology)
 	for _, n := range b.nodes { // creation order is topological order
 		root := find(n.order)

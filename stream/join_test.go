@@ -302,3 +302,85 @@ func firstDifference(got, want []string) string {
 	}
 	return "none"
 }
+
+// TestJoinGlobalAgainstOracle joins a stream keyed by user with a global
+// table of articles, looked up by a field of the value, inner and left,
+// with upserts and deletes in the table, on a topology whose stream has 3
+// partitions and whose table topic has 5: no co-partitioning needed.
+func TestJoinGlobalAgainstOracle(t *testing.T) {
+	evs := joinEvents(5, 10_000, 300)
+	for _, left := range []bool{false, true} {
+		t.Run(fmt.Sprintf("left=%v", left), func(t *testing.T) {
+			b := stream.NewBuilder()
+			clicks := stream.From(b, "clicks", codec.String(), codec.String())
+			articles := stream.GlobalTable(b, "articles", codec.String(), codec.String())
+			article := func(_ string, v string) string { a, _, _ := strings.Cut(v, "|"); return a }
+			var joined stream.Stream[string, string]
+			if left {
+				joined = stream.LeftJoinGlobal(clicks, articles, article, func(_ string, v, row string, found bool) string {
+					if !found {
+						row = "none"
+					}
+					return v + "+" + row
+				})
+			} else {
+				joined = stream.JoinGlobal(clicks, articles, article, func(_ string, v, row string) string { return v + "+" + row })
+			}
+			joined.To("out")
+			topo, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := streamtest.New(topo, streamtest.Partitions("clicks", 3), streamtest.Partitions("articles", 5))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			cin := streamtest.NewInput(d, "clicks", codec.String(), codec.String())
+			ain := streamtest.NewInput(d, "articles", codec.String(), codec.String())
+			table := map[string]string{}
+			want := map[string][]string{} // per user: output order is per partition
+			for i, e := range evs {
+				at := time.UnixMilli(e.ts)
+				if e.right {
+					var err error
+					if e.del {
+						err = ain.PipeRaw([]byte(e.key), nil, at)
+						delete(table, e.key)
+					} else {
+						err = ain.PipeAt(e.key, e.value, at)
+						table[e.key] = e.value
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				user := fmt.Sprint("user", i%7)
+				v := e.key + "|" + e.value
+				if err := cin.PipeAt(user, v, at); err != nil {
+					t.Fatal(err)
+				}
+				row, ok := table[e.key]
+				switch {
+				case ok:
+					want[user] = append(want[user], fmt.Sprintf("%s+%s@%d", v, row, e.ts))
+				case left:
+					want[user] = append(want[user], fmt.Sprintf("%s+none@%d", v, e.ts))
+				}
+			}
+			got := map[string][]string{}
+			for _, r := range streamtest.NewOutput(d, "out", codec.String(), codec.String()).ReadAll() {
+				got[r.Key] = append(got[r.Key], fmt.Sprintf("%s@%d", r.Value, r.Timestamp.UnixMilli()))
+			}
+			for user, w := range want {
+				if !slices.Equal(got[user], w) {
+					t.Fatalf("%s: %d results, want %d; first difference: %s", user, len(got[user]), len(w), firstDifference(got[user], w))
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("results for %d users, want %d", len(got), len(want))
+			}
+		})
+	}
+}

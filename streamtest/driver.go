@@ -72,7 +72,9 @@ type Driver struct {
 	wall   time.Time // the virtual wall clock of punctuation
 	// streamTimes keeps closed tasks' stream times for their reopening.
 	streamTimes map[processor.TaskID]int64
-	err         error
+	// globals holds the global tables by topic.
+	globals map[string]*processor.GlobalStore
+	err     error
 }
 
 type topic struct {
@@ -120,6 +122,12 @@ func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
 		OnError:    c.onError,
 		Clock:      func() time.Time { return d.wall },
 		Cache:      state.NewCache(c.cacheBytes),
+		Globals:    make(map[string]*processor.GlobalStore),
+	}
+	d.globals = make(map[string]*processor.GlobalStore)
+	for _, g := range topo.Globals() {
+		d.env.Globals[g.Name] = processor.NewGlobalStore()
+		d.globals[g.Topic] = d.env.Globals[g.Name]
 	}
 	return d, nil
 }
@@ -183,6 +191,17 @@ func (d *Driver) append(r *processor.RawRecord) {
 func (d *Driver) pipe(r *processor.RawRecord) error {
 	if d.err != nil {
 		return fmt.Errorf("streamtest: driver stopped by an earlier error: %w", d.err)
+	}
+	if g, ok := d.globals[r.Topic]; ok {
+		// A global table's topic: every instance reads it whole, so the
+		// row is there for every task at once.
+		n, _ := d.partitionCount(r.Topic)
+		if r.Key != nil {
+			r.Partition = processor.KeyPartition(r.Key, n)
+		}
+		d.append(r)
+		g.Apply(r)
+		return nil
 	}
 	if _, ok := d.subOf(r.Topic); !ok {
 		return fmt.Errorf("streamtest: no source reads topic %q", r.Topic)
