@@ -106,6 +106,7 @@ func (a *App) Run(ctx context.Context) error {
 		OnBalance:      a.cfg.onBalance,
 		StateDir:       a.cfg.stateDir,
 		CacheBytes:     a.cfg.cacheBytes,
+		MaxTaskIdle:    a.cfg.maxTaskIdle,
 	})
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ type config struct {
 	onBalance      func(map[string][]processor.TaskID)
 	stateDir       string
 	cacheBytes     *int64
+	maxTaskIdle    time.Duration
 }
 
 // ErrorPolicy says what happens to a record that fails to decode or whose
@@ -117,6 +118,14 @@ func StateDir(dir string) Opt { return func(c *config) { c.stateDir = dir } }
 // stream.CacheSize caps or turns off one store's cache.
 func CacheBytes(n int64) Opt { return func(c *config) { c.cacheBytes = &n } }
 
+// MaxTaskIdle bounds how long a task that reads several partitions (a
+// join, a merge of topics) waits for records of one of them that has none
+// buffered and is not caught up, overriding the default 100ms. While it
+// waits, the task takes records in timestamp order across its inputs, so a
+// replay processes them in the same order; after it, the task goes on
+// with the inputs it has, as Kafka Streams does after max.task.idle.ms.
+func MaxTaskIdle(d time.Duration) Opt { return func(c *config) { c.maxTaskIdle = d } }
+
 var validAppID = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 // validate reports every problem, each naming the option and the fix.
@@ -155,6 +164,9 @@ func (c *config) validate() error {
 	}
 	if c.cacheBytes != nil && *c.cacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("kappa: CacheBytes(%d): must be 0 (caching off) or more, for example 64<<20", *c.cacheBytes))
+	}
+	if c.maxTaskIdle < 0 {
+		errs = append(errs, fmt.Errorf("kappa: MaxTaskIdle(%v): must be positive, for example 500*time.Millisecond", c.maxTaskIdle))
 	}
 	if c.sessionTimeout < 0 {
 		errs = append(errs, fmt.Errorf("kappa: SessionTimeout(%v): must be positive", c.sessionTimeout))

@@ -128,15 +128,25 @@ func diffCounts(got, want map[string]int64) string {
 // endOffsets returns the sum of a topic's end offsets.
 func endOffsets(t testing.TB, seeds []string, topic string) int64 {
 	t.Helper()
-	infos, err := broker.NewAdmin(kafkatest.Client(t, seeds)).Describe(context.Background(), topic)
+	n, err := sumEndOffsets(t, seeds, topic)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return n
+}
+
+// sumEndOffsets returns the sum of a topic's end offsets, or an error when
+// it does not exist (yet).
+func sumEndOffsets(t testing.TB, seeds []string, topic string) (int64, error) {
+	infos, err := broker.NewAdmin(kafkatest.Client(t, seeds)).Describe(context.Background(), topic)
+	if err != nil {
+		return 0, err
 	}
 	var n int64
 	for _, o := range infos[0].EndOffsets {
 		n += o
 	}
-	return n
+	return n, nil
 }
 
 // restored sums the changelog records an app's tasks restored, once every

@@ -47,6 +47,10 @@ type RuntimeConfig struct {
 	// OnBalance, when set, sees each assignment this member computes as
 	// group leader.
 	OnBalance func(map[string][]TaskID)
+	// MaxTaskIdle bounds how long a task reading several partitions waits
+	// for records of one that has none buffered and is not caught up,
+	// before it processes the others without it. Default 100ms.
+	MaxTaskIdle time.Duration
 	// CacheBytes is the record-cache budget shared by the stores of all
 	// tasks; nil is state.DefaultCacheBytes, 0 turns caching off.
 	CacheBytes *int64
@@ -96,8 +100,17 @@ type runTask struct {
 	// then its partitions are paused.
 	ready  bool
 	cancel context.CancelFunc // stops a restore in progress
-	// backlog holds records polled before the task was ready.
-	backlog []kgo.FetchTopicPartition
+	// inputs are the task's input topics (those that have its partition).
+	inputs []string
+	// buf holds, per input topic, the records fetched and not processed
+	// yet: all of them while the task restores.
+	buf map[string][]*kgo.Record
+	// caughtUp marks the inputs whose last fetch reached the partition's
+	// high watermark: no record is missing from buf.
+	caughtUp map[string]bool
+	// blockedSince is when the task last stopped because an input that is
+	// not caught up had nothing buffered; zero when not blocked.
+	blockedSince time.Time
 	// next holds, per input topic, the offset after the last record
 	// processed, to commit.
 	next map[string]kgo.EpochOffset
@@ -111,6 +124,9 @@ var ErrProduce = errors.New("processor: output not acknowledged")
 func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	if cfg.Topology == nil || cfg.Plan == nil {
 		return nil, errors.New("processor: RuntimeConfig needs Topology and Plan")
+	}
+	if cfg.MaxTaskIdle <= 0 {
+		cfg.MaxTaskIdle = 100 * time.Millisecond
 	}
 	if cfg.CommitInterval <= 0 {
 		cfg.CommitInterval = 30 * time.Second
@@ -334,6 +350,9 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		if next := r.nextWallClock(); !next.IsZero() && next.Before(wake) {
 			wake = next
 		}
+		if next := r.nextUnblock(); !next.IsZero() && next.Before(wake) {
+			wake = next
+		}
 		pctx, cancel := context.WithDeadline(ctx, wake)
 		fetches := r.cl.PollRecords(pctx, r.cfg.MaxPollRecords)
 		cancel()
@@ -416,33 +435,7 @@ func (r *Runtime) punctuate(now time.Time) error {
 func (r *Runtime) process(fetches kgo.Fetches) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	type batch struct {
-		t     *runTask
-		parts []kgo.FetchTopicPartition
-	}
-	var batches []*batch
-	byTask := make(map[TaskID]*batch)
-	add := func(t *runTask, p kgo.FetchTopicPartition) {
-		b := byTask[t.id]
-		if b == nil {
-			b = &batch{t: t}
-			byTask[t.id] = b
-			batches = append(batches, b)
-		}
-		b.parts = append(b.parts, p)
-	}
-	for _, t := range r.tasks {
-		if t.ready && len(t.backlog) > 0 {
-			for _, p := range t.backlog {
-				add(t, p)
-			}
-			t.backlog = nil
-		}
-	}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if len(p.Records) == 0 {
-			return
-		}
 		sub, ok := r.subs[p.Topic]
 		if !ok {
 			return
@@ -453,15 +446,103 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 			// client drops them on revoke, so this is a race to ignore.
 			return
 		}
-		if !t.ready {
-			t.backlog = append(t.backlog, p)
+		if p.Err != nil {
 			return
 		}
-		add(t, p)
+		if n := len(p.Records); n > 0 {
+			t.buf[p.Topic] = append(t.buf[p.Topic], p.Records...)
+			t.caughtUp[p.Topic] = p.Records[n-1].Offset+1 >= p.HighWatermark
+		} else {
+			t.caughtUp[p.Topic] = true
+		}
 	})
-	err := r.parallel(len(batches), func(i int) error { return r.runBatch(batches[i].t, batches[i].parts) })
-	r.dirty = r.dirty || len(batches) > 0
+	var run []*runTask
+	for _, t := range r.tasks {
+		if t.ready && t.buffered() {
+			run = append(run, t)
+		}
+	}
+	now := time.Now()
+	var processed atomic.Int64
+	err := r.parallel(len(run), func(i int) error {
+		n, err := r.runBuffered(run[i], now)
+		processed.Add(n)
+		return err
+	})
+	r.dirty = r.dirty || processed.Load() > 0
 	return err
+}
+
+// buffered reports whether the task holds unprocessed records.
+func (t *runTask) buffered() bool {
+	for _, recs := range t.buf {
+		if len(recs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// runBuffered processes a task's buffered records, always taking the one
+// with the lowest timestamp among the heads of its inputs, so that a task
+// reading several partitions (a join) processes them in the same order on
+// every run, whatever the fetches. While an input that is not caught up
+// has nothing buffered, the task waits for it, at most MaxTaskIdle; then
+// it goes on without it, as Kafka Streams does after max.task.idle.ms.
+func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
+	n := int64(0)
+	defer func() { r.processed.Add(n) }()
+	for {
+		pick, blocked := "", false
+		for _, topic := range t.inputs {
+			recs := t.buf[topic]
+			if len(recs) == 0 {
+				blocked = blocked || !t.caughtUp[topic]
+				continue
+			}
+			if pick == "" || recs[0].Timestamp.Before(t.buf[pick][0].Timestamp) {
+				pick = topic
+			}
+		}
+		if pick == "" {
+			t.blockedSince = time.Time{}
+			return n, nil
+		}
+		if blocked {
+			if t.blockedSince.IsZero() {
+				t.blockedSince = now
+			}
+			if now.Sub(t.blockedSince) < r.cfg.MaxTaskIdle {
+				return n, nil
+			}
+		} else {
+			t.blockedSince = time.Time{}
+		}
+		rec := t.buf[pick][0]
+		if err := t.Process(rec); err != nil {
+			return n, err // this record's offset is not marked: it is not committed
+		}
+		t.buf[pick][0] = nil
+		t.buf[pick] = t.buf[pick][1:]
+		n++
+		t.next[rec.Topic] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
+	}
+}
+
+// nextUnblock returns when the first task waiting for an input gives up
+// waiting, or zero.
+func (r *Runtime) nextUnblock() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var next time.Time
+	for _, t := range r.tasks {
+		if !t.blockedSince.IsZero() {
+			if at := t.blockedSince.Add(r.cfg.MaxTaskIdle); next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+	}
+	return next
 }
 
 // parallel calls fn(0) to fn(n-1) on up to Workers goroutines, each task's
@@ -487,33 +568,6 @@ func (r *Runtime) parallel(n int, fn func(i int) error) error {
 	return errors.Join(errs...)
 }
 
-// runBatch processes a task's records. With several input partitions it
-// always takes the record with the lowest timestamp next, so results do
-// not depend on how fetches were batched.
-func (r *Runtime) runBatch(t *runTask, parts []kgo.FetchTopicPartition) error {
-	heads := make([]int, len(parts))
-	n := int64(0)
-	defer func() { r.processed.Add(n) }()
-	for {
-		pick := -1
-		for i, p := range parts {
-			if heads[i] < len(p.Records) && (pick < 0 || p.Records[heads[i]].Timestamp.Before(parts[pick].Records[heads[pick]].Timestamp)) {
-				pick = i
-			}
-		}
-		if pick < 0 {
-			return nil
-		}
-		rec := parts[pick].Records[heads[pick]]
-		if err := t.Process(rec); err != nil {
-			return err // this record's offset is not marked: it is not committed
-		}
-		heads[pick]++
-		n++
-		t.next[rec.Topic] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
-	}
-}
-
 // assign starts the task id. A task without stores opens at once; one with
 // stores has its partitions paused while a goroutine opens and restores it,
 // so restoring never holds up polling, heartbeats or other tasks. r.mu is
@@ -522,7 +576,13 @@ func (r *Runtime) assign(id TaskID) {
 	if _, ok := r.tasks[id]; ok {
 		return
 	}
-	rt := &runTask{id: id, next: make(map[string]kgo.EpochOffset)}
+	rt := &runTask{id: id, next: make(map[string]kgo.EpochOffset),
+		buf: make(map[string][]*kgo.Record), caughtUp: make(map[string]bool)}
+	for _, ref := range r.cfg.Topology.subs[id.SubTopology].Sources {
+		if name := ref.Resolve(r.cfg.Plan.AppID); r.cfg.Plan.Partitions[name] > id.Partition {
+			rt.inputs = append(rt.inputs, name)
+		}
+	}
 	r.tasks[id] = rt
 	if len(r.cfg.Topology.subs[id.SubTopology].Stores) == 0 {
 		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
