@@ -49,6 +49,15 @@
 // closes. Process nodes declare window stores with [WindowStore] and
 // [SessionStore]. See docs/windows.md.
 //
+// # Joins
+//
+// [JoinStreams], [LeftJoinStreams] and [OuterJoinStreams] join two streams
+// within window.JoinWindows; [JoinTable] and [LeftJoinTable] a stream with
+// a table; [JoinTables], [LeftJoinTables] and [OuterJoinTables] two tables;
+// [JoinGlobal] and [LeftJoinGlobal] a stream with a [GlobalTable]. Inputs
+// of the first three kinds must be co-partitioned (checked at startup); a
+// re-keyed side is repartitioned first. See docs/joins.md.
+//
 // # Callbacks
 //
 // User functions run on the goroutine of the task that owns the record,
