@@ -106,8 +106,12 @@ type runTask struct {
 	// yet: all of them while the task restores.
 	buf map[string][]*kgo.Record
 	// caughtUp marks the inputs whose last fetch reached the partition's
-	// high watermark: no record is missing from buf.
+	// high watermark (no record is missing from buf), false for those that
+	// lag, and has no entry for inputs not fetched yet.
 	caughtUp map[string]bool
+	// assigned is when the task became ready: inputs not fetched yet are
+	// waited for up to MaxTaskIdle after it, and then taken as idle.
+	assigned time.Time
 	// blockedSince is when the task last stopped because an input that is
 	// not caught up had nothing buffered; zero when not blocked.
 	blockedSince time.Time
@@ -497,7 +501,8 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 		for _, topic := range t.inputs {
 			recs := t.buf[topic]
 			if len(recs) == 0 {
-				blocked = blocked || !t.caughtUp[topic]
+				caughtUp, fetched := t.caughtUp[topic]
+				blocked = blocked || (fetched && !caughtUp) || (!fetched && now.Sub(t.assigned) < r.cfg.MaxTaskIdle)
 				continue
 			}
 			if pick == "" || recs[0].Timestamp.Before(t.buf[pick][0].Timestamp) {
@@ -577,7 +582,7 @@ func (r *Runtime) assign(id TaskID) {
 		return
 	}
 	rt := &runTask{id: id, next: make(map[string]kgo.EpochOffset),
-		buf: make(map[string][]*kgo.Record), caughtUp: make(map[string]bool)}
+		buf: make(map[string][]*kgo.Record), caughtUp: make(map[string]bool), assigned: time.Now()}
 	for _, ref := range r.cfg.Topology.subs[id.SubTopology].Sources {
 		if name := ref.Resolve(r.cfg.Plan.AppID); r.cfg.Plan.Partitions[name] > id.Partition {
 			rt.inputs = append(rt.inputs, name)
@@ -614,7 +619,7 @@ func (r *Runtime) assign(id TaskID) {
 			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
 			return
 		}
-		rt.Task, rt.ready, rt.cancel = t, true, nil
+		rt.Task, rt.ready, rt.cancel, rt.assigned = t, true, nil, time.Now()
 		r.cl.ResumeFetchPartitions(parts)
 		r.log.Info("task started", "task", id.String(), "restored", t.stats.Restored.Load())
 	}()
