@@ -111,49 +111,37 @@ func w2KeySet() [][]byte {
 
 // produceW2Input writes W2's input: f.records records, each with one of
 // the keys of w2KeySet, picked uniformly from f.seed, and f.valueSize
-// random printable bytes. stamp, when not nil, is called once per record,
-// in order, with the index of its key, and returns the record's
-// timestamp; it does not change the keys and values drawn. When stamp is
-// nil the producer stamps the records. produceW2Input returns the number
-// of records of each key that occurs, for the check of the output.
-func produceW2Input(ctx context.Context, h *harness, topic string, f *commonFlags, stamp func(key int) time.Time) (map[string]int64, error) {
+// random printable bytes. each, when not nil, is called once per record,
+// in order, with the index of its key and the record before it is
+// produced: it may set the record's timestamp, and read its key and value
+// (it must not change them); it does not change the keys and values
+// drawn. Records whose timestamp is left zero are stamped by the
+// producer. produceW2Input returns the number of records of each key that
+// occurs, for the check of the output.
+func produceW2Input(ctx context.Context, h *harness, topic string, f *commonFlags, each func(key int, r *kgo.Record)) (map[string]int64, error) {
 	rng := rand.New(rand.NewPCG(f.seed, 0x636f756e74))
 	keys := w2KeySet()
 	counts := make([]int64, w2Keys)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-input"),
-		kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	p, err := h.newInputProducer(topic)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	var perr atomic.Pointer[error]
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			perr.CompareAndSwap(nil, &err)
-		}
-	}
+	defer p.close()
 	start := time.Now()
 	for i := range f.records {
 		k := rng.IntN(len(keys))
 		counts[k]++
-		v := make([]byte, f.valueSize)
-		for j := range v {
-			v[j] = byte(' ' + rng.IntN(95))
+		r := &kgo.Record{Key: keys[k], Value: appendPrintable(make([]byte, 0, f.valueSize), rng, f.valueSize)}
+		if each != nil {
+			each(k, r)
 		}
-		r := &kgo.Record{Key: keys[k], Value: v}
-		if stamp != nil {
-			r.Timestamp = stamp(k)
-		}
-		cl.Produce(ctx, r, promise)
+		p.produce(ctx, r)
 		if (i+1)%100000 == 0 {
 			logf("input: %d/%d records produced", i+1, f.records)
 		}
 	}
-	if err := cl.Flush(ctx); err != nil {
+	if err := p.flush(ctx); err != nil {
 		return nil, err
-	}
-	if p := perr.Load(); p != nil {
-		return nil, fmt.Errorf("producing the input: %w", *p)
 	}
 	want := make(map[string]int64, w2Keys)
 	for i, n := range counts {
@@ -163,6 +151,15 @@ func produceW2Input(ctx context.Context, h *harness, topic string, f *commonFlag
 	}
 	logf("input: %d records in %s in %v; %d of %d keys occur", f.records, topic, time.Since(start).Round(time.Millisecond), len(want), w2Keys)
 	return want, nil
+}
+
+// appendPrintable appends n random printable ASCII bytes drawn from rng
+// to dst.
+func appendPrintable(dst []byte, rng *rand.Rand, n int) []byte {
+	for range n {
+		dst = append(dst, byte(' '+rng.IntN(95)))
+	}
+	return dst
 }
 
 // completeW2 reads a stopped contender's whole output and checks that the
@@ -181,13 +178,12 @@ func decodeW2(r *kgo.Record) (string, int64, error) {
 }
 
 func w2Contenders(every time.Duration, cacheBytes int64) []contender {
-	cacheNote := kappaCacheNote(cacheBytes)
 	return []contender{
 		{key: "raw", name: "raw franz-go", run: func(ctx context.Context, j job) error { return rawW2(ctx, j, every) },
 			notes: "one PollRecords(10000) loop, partitions on GOMAXPROCS goroutines, map[string]*count per partition in memory (no store, no changelog); " +
 				"at each commit and on stop: Produce the changed counts, Flush, commit"},
 		{key: "kappa", name: "kappa", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every, cacheBytes) },
-			notes: "From(String, Bytes) → GroupByKey → Count(Materialized) → ToStream → To(String, Int64); LevelDB store, changelog, " + cacheNote},
+			notes: kappaW2Notes(cacheBytes)},
 		{key: "goka", name: "goka", run: func(ctx context.Context, j job) error { return gokaW2(ctx, j, every) },
 			notes: "goka " + gokaVersion + ", sarama " + saramaVersion + " (protocol V2_1_0_0); group table (Persist) in goka's default LevelDB storage, Emit per record; no compression"},
 	}
@@ -323,6 +319,19 @@ func kappaCacheNote(cacheBytes int64) string {
 	return "cache budget 32 MiB per instance (default)"
 }
 
+// kappaW2Notes describes kappaW2 for the table's notes.
+func kappaW2Notes(cacheBytes int64) string {
+	return "From(String, Bytes) → GroupByKey → Count(Materialized) → ToStream → To(String, Int64); LevelDB store, changelog, " + kappaCacheNote(cacheBytes)
+}
+
+// kappaCountContender is kappaW2 as the contender "count", the reference
+// of a workload that compares other Kappa topologies with W2's count on
+// the same input. what says what it is there, for the notes.
+func kappaCountContender(every time.Duration, cacheBytes int64, what string) contender {
+	return contender{key: "count", name: "kappa count", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every, cacheBytes) },
+		notes: what + ": " + kappaW2Notes(cacheBytes)}
+}
+
 // kappaW2 is W2 as a Kappa topology, run by runKappa.
 func kappaW2(ctx context.Context, j job, every time.Duration, cacheBytes int64) error {
 	b := stream.NewBuilder()
@@ -339,26 +348,33 @@ func kappaW2(ctx context.Context, j job, every time.Duration, cacheBytes int64) 
 // cacheBytes is not negative, the record-cache budget, in a fresh state
 // directory named from dirPattern (as os.MkdirTemp's pattern).
 func runKappa(ctx context.Context, j job, b *stream.Builder, dirPattern string, every time.Duration, cacheBytes int64) error {
-	topo, err := b.Build()
-	if err != nil {
-		return err
-	}
 	dir, err := os.MkdirTemp("", dirPattern)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	opts := []kappa.Opt{kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false),
-		kappa.StateDir(dir), kappa.CommitInterval(every)}
-	if cacheBytes >= 0 {
-		opts = append(opts, kappa.CacheBytes(cacheBytes))
-	}
-	app, err := kappa.New(topo, opts...)
+	app, err := newKappaApp(j, b, dir, every, cacheBytes)
 	if err != nil {
 		return err
 	}
 	j.Progress.Report(app.Processed)
 	return app.Run(ctx)
+}
+
+// newKappaApp builds b's topology into an app of j's application ID with
+// default options but the commit interval, the state directory dir,
+// when cacheBytes is not negative the record-cache budget, and more.
+func newKappaApp(j job, b *stream.Builder, dir string, every time.Duration, cacheBytes int64, more ...kappa.Opt) (*kappa.App, error) {
+	topo, err := b.Build()
+	if err != nil {
+		return nil, err
+	}
+	opts := []kappa.Opt{kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false),
+		kappa.StateDir(dir), kappa.CommitInterval(every)}
+	if cacheBytes >= 0 {
+		opts = append(opts, kappa.CacheBytes(cacheBytes))
+	}
+	return kappa.New(topo, append(opts, more...)...)
 }
 
 // int64Codec is goka's codec for int64 as 8 big-endian bytes, the layout of

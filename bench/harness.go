@@ -146,6 +146,14 @@ type expectation struct {
 	// returns, per output partition, the end offset from which the output
 	// is complete: every record needed is below it. Required with Inputs.
 	Complete func(ctx context.Context, h *harness, j job) ([]int64, error)
+	// Counted, when positive, is the number of input records the
+	// throughput counts instead of Inputs: a stream-stream join reads two
+	// topics, but is rated by one of them.
+	Counted int64
+	// MoreInputs are the contender's input topics besides job.In, with
+	// job.Partitions partitions each (the other side of a join): drain
+	// checks that their offsets are committed too.
+	MoreInputs []string
 }
 
 // trial is one measured run of one contender.
@@ -494,16 +502,18 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 	if n = j.Progress.processed(); n > exp.Inputs {
 		return trial{}, fmt.Errorf("processed %d input records, more than the %d there are", n, exp.Inputs)
 	}
-	ins, err := h.partitionEnds(ctx, j.In, j.Partitions)
-	if err != nil {
-		return trial{}, err
-	}
-	offs, err := h.committed(ctx, j.Group, j.In, j.Partitions)
-	if err != nil {
-		return trial{}, err
-	}
-	if !slices.Equal(ins, offs) {
-		return trial{}, fmt.Errorf("committed offsets %v of %s, want its end offsets %v", offs, j.In, ins)
+	for _, in := range append([]string{j.In}, exp.MoreInputs...) {
+		ins, err := h.partitionEnds(ctx, in, j.Partitions)
+		if err != nil {
+			return trial{}, err
+		}
+		offs, err := h.committed(ctx, j.Group, in, j.Partitions)
+		if err != nil {
+			return trial{}, err
+		}
+		if !slices.Equal(ins, offs) {
+			return trial{}, fmt.Errorf("committed offsets %v of %s, want its end offsets %v", offs, in, ins)
+		}
 	}
 	need, err := exp.Complete(ctx, h, j)
 	if err != nil {
@@ -524,8 +534,12 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 	if !t1.After(t0) {
 		return trial{}, fmt.Errorf("first input processed and output complete in the same observation, %v apart: too few records to measure, use more -records", pollEvery)
 	}
+	counted := exp.Inputs
+	if exp.Counted > 0 {
+		counted = exp.Counted
+	}
 	return trial{
-		Throughput: float64(exp.Inputs) / t1.Sub(t0).Seconds(),
+		Throughput: float64(counted) / t1.Sub(t0).Seconds(),
 		Wall:       t1.Sub(start),
 		Startup:    t0.Sub(start),
 		Drained:    true,
@@ -545,25 +559,6 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 func completeLatest[K comparable](ctx context.Context, h *harness, j job, want map[K]int64,
 	decode func(r *kgo.Record) (K, int64, error), show func(K) string,
 ) ([]int64, error) {
-	ends, err := h.partitionEnds(ctx, j.Out, j.Partitions)
-	if err != nil {
-		return nil, err
-	}
-	starts := make(map[int32]kgo.Offset, j.Partitions)
-	var total int64
-	for p, e := range ends {
-		starts[int32(p)] = kgo.NewOffset().AtStart()
-		total += e
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-verify"),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{j.Out: starts}))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-
 	type keyState struct {
 		n         int64
 		partition int32
@@ -579,43 +574,35 @@ func completeLatest[K comparable](ctx context.Context, h *harness, j job, want m
 		}
 	}
 	var n int64
-	for n < total {
-		fs := cl.PollFetches(vctx)
-		if vctx.Err() != nil {
-			return nil, fmt.Errorf("read %d of %d records of %s: %w", n, total, j.Out, vctx.Err())
+	_, err := h.readOutput(ctx, j, func(r *kgo.Record) {
+		n++
+		k, c, err := decode(r)
+		if err != nil {
+			complain("%s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+			return
 		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
-		if ferr != nil {
-			return nil, ferr
+		w, ok := want[k]
+		if !ok {
+			complain("%s/%d@%d: key %s is not in the input", r.Topic, r.Partition, r.Offset, show(k))
+			return
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			k, c, err := decode(r)
-			if err != nil {
-				complain("%s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
-				return
-			}
-			w, ok := want[k]
-			if !ok {
-				complain("%s/%d@%d: key %s is not in the input", r.Topic, r.Partition, r.Offset, show(k))
-				return
-			}
-			st := seen[k]
-			if st == nil {
-				st = &keyState{partition: r.Partition, since: -1}
-				seen[k] = st
-			}
-			switch {
-			case st.partition != r.Partition:
-				complain("key %s in partitions %d and %d", show(k), st.partition, r.Partition)
-			case c > w:
-				complain("%s/%d@%d: key %s counted %d, but it occurs %d times", r.Topic, r.Partition, r.Offset, show(k), c, w)
-			case c == w && st.n != w:
-				st.since = r.Offset
-			}
-			st.n = c
-		})
+		st := seen[k]
+		if st == nil {
+			st = &keyState{partition: r.Partition, since: -1}
+			seen[k] = st
+		}
+		switch {
+		case st.partition != r.Partition:
+			complain("key %s in partitions %d and %d", show(k), st.partition, r.Partition)
+		case c > w:
+			complain("%s/%d@%d: key %s counted %d, but it occurs %d times", r.Topic, r.Partition, r.Offset, show(k), c, w)
+		case c == w && st.n != w:
+			st.since = r.Offset
+		}
+		st.n = c
+	})
+	if err != nil {
+		return nil, err
 	}
 	need := make([]int64, j.Partitions)
 	for k, w := range want {
@@ -634,6 +621,96 @@ func completeLatest[K comparable](ctx context.Context, h *harness, j job, want m
 	}
 	logf("output: %d records, the latest count of each of %d keys is right", n, len(want))
 	return need, nil
+}
+
+// completeExact is the Complete of a workload measured by draining whose
+// output is known record for record, in any order and partitioning: a
+// join writes one record per match. It reads a stopped contender's whole
+// output and checks that it holds want[k] records of each key k of want
+// and none of another key, and that the records' key/value pairs hash to
+// sum (the sum of harness.recordHash over the expected records). Every
+// record is needed, so the output is complete at its end offsets.
+func completeExact(ctx context.Context, h *harness, j job, want map[string]int64, sum uint64) ([]int64, error) {
+	got := make(map[string]int64, len(want))
+	var (
+		n, total int64
+		s        uint64
+	)
+	ends, err := h.readOutput(ctx, j, func(r *kgo.Record) {
+		n++
+		s += h.recordHash(r.Key, r.Value)
+		got[string(r.Key)]++
+	})
+	if err != nil {
+		return nil, err
+	}
+	var bad []string
+	nbad := 0
+	complain := func(format string, args ...any) {
+		nbad++
+		if len(bad) < 3 {
+			bad = append(bad, fmt.Sprintf(format, args...))
+		}
+	}
+	for k, w := range want {
+		total += w
+		if g := got[k]; g != w {
+			complain("key %q: %d records, want %d", k, g, w)
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			complain("key %q: %d records, want none", k, g)
+		}
+	}
+	if nbad > 0 {
+		return nil, fmt.Errorf("%d records, want %d; %d keys wrong, such as: %s", n, total, nbad, strings.Join(bad, "; "))
+	}
+	if s != sum {
+		return nil, fmt.Errorf("%d records, but their keys and values are not the expected ones (checksum %x, want %x)", n, s, sum)
+	}
+	logf("output: %d records, exactly the expected ones", n)
+	return ends, nil
+}
+
+// readOutput reads a stopped contender's whole output, calling fn with
+// each record, and returns the end offset of each of its partitions.
+func (h *harness) readOutput(ctx context.Context, j job, fn func(r *kgo.Record)) ([]int64, error) {
+	ends, err := h.partitionEnds(ctx, j.Out, j.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	starts := make(map[int32]kgo.Offset, j.Partitions)
+	var total int64
+	for p, e := range ends {
+		starts[int32(p)] = kgo.NewOffset().AtStart()
+		total += e
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-verify"),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{j.Out: starts}))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	vctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var n int64
+	for n < total {
+		fs := cl.PollFetches(vctx)
+		if vctx.Err() != nil {
+			return nil, fmt.Errorf("read %d of %d records of %s: %w", n, total, j.Out, vctx.Err())
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return nil, ferr
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			fn(r)
+		})
+	}
+	return ends, nil
 }
 
 // watch polls the output's end offsets until they reach exp.Count, the
@@ -868,7 +945,8 @@ func median(ts []trial, f func(trial) float64) float64 {
 // "RESULT <workload> a/b=<ratio> ..." to w.
 // ratios lists the RESULT entries as "a/b" pairs of contender keys; an
 // entry whose denominator failed is left out, one whose numerator failed
-// is 0.00.
+// is 0.00. Ratios are given to two decimals, or two significant digits
+// below 0.01.
 func printTable(w io.Writer, title, workload string, sums []summary, ratios [][2]string) {
 	fmt.Fprintf(w, "%s\n\n", title)
 	fmt.Fprintf(w, "machine: %s\n\n", machineInfo())
@@ -900,7 +978,11 @@ func printTable(w io.Writer, title, workload string, sums []summary, ratios [][2
 		if num.ok {
 			v = num.throughput / den.throughput
 		}
-		line += fmt.Sprintf(" %s/%s=%.2f", r[0], r[1], v)
+		format := " %s/%s=%.2f"
+		if v > 0 && v < 0.01 {
+			format = " %s/%s=%.2g" // two digits, so that it does not read as a failure (0.00)
+		}
+		line += fmt.Sprintf(format, r[0], r[1], v)
 	}
 	fmt.Fprintf(w, "\n%s\n", line)
 }
@@ -954,6 +1036,48 @@ func cpuModel() string {
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 }
+
+// inputProducer writes a workload's input before the contenders run,
+// uncompressed, and keeps the first error.
+type inputProducer struct {
+	cl      *kgo.Client
+	err     atomic.Pointer[error]
+	promise func(*kgo.Record, error)
+}
+
+// newInputProducer returns a producer to h's broker that writes records
+// without a topic to topic.
+func (h *harness) newInputProducer(topic string) (*inputProducer, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-input"),
+		kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		return nil, err
+	}
+	p := &inputProducer{cl: cl}
+	p.promise = func(_ *kgo.Record, err error) {
+		if err != nil {
+			p.err.CompareAndSwap(nil, &err)
+		}
+	}
+	return p, nil
+}
+
+// produce writes r asynchronously.
+func (p *inputProducer) produce(ctx context.Context, r *kgo.Record) { p.cl.Produce(ctx, r, p.promise) }
+
+// flush waits until every record is acknowledged and returns the first
+// error of any.
+func (p *inputProducer) flush(ctx context.Context) error {
+	if err := p.cl.Flush(ctx); err != nil {
+		return err
+	}
+	if e := p.err.Load(); e != nil {
+		return fmt.Errorf("producing the input: %w", *e)
+	}
+	return nil
+}
+
+func (p *inputProducer) close() { p.cl.Close() }
 
 // rawGroupClient returns the client of a hand-written contender: a member
 // of j's group reading j.In from the start with manual commits, producing

@@ -136,7 +136,7 @@ func produceW3(ctx context.Context, h *harness, topic string, f *commonFlags) (m
 			counts[window.Windowed[string]{Key: names[k], Window: win}]++
 		}
 	}
-	stamp := func(k int) time.Time {
+	stamp := func(k int, r *kgo.Record) {
 		ts := w3Epoch.UnixMilli() + i*step
 		i++
 		if rng.Float64() < w3OutOfOrder {
@@ -146,7 +146,7 @@ func produceW3(ctx context.Context, h *harness, topic string, f *commonFlags) (m
 		latest = max(latest, ts)
 		add(tumbling, w3Tumbling, k, ts, latest)
 		add(hopping, w3Hopping, k, ts, latest)
-		return time.UnixMilli(ts)
+		r.Timestamp = time.UnixMilli(ts)
 	}
 	want, err := produceW2Input(ctx, h, topic, f, stamp)
 	if err != nil {
@@ -200,8 +200,7 @@ func w3Contenders(every time.Duration, cacheBytes int64) []contender {
 			"windows per record: %d; segmented LevelDB window store (retention %v), changelog, %s", w, n, w.Retention(), cacheNote)
 	}
 	return []contender{
-		{key: "count", name: "kappa count", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every, cacheBytes) },
-			notes: "W2's topology, ignoring the timestamps: From(String, Bytes) → GroupByKey → Count(Materialized) → ToStream → To(String, Int64); LevelDB store, changelog, " + cacheNote},
+		kappaCountContender(every, cacheBytes, "W2's topology, ignoring the timestamps"),
 		{key: "tumbling", name: "kappa tumbling 1m", run: func(ctx context.Context, j job) error { return kappaW3(ctx, j, w3Tumbling, every, cacheBytes) },
 			notes: windowed(w3Tumbling)},
 		{key: "window", name: "kappa hopping 5m/1m", run: func(ctx context.Context, j job) error { return kappaW3(ctx, j, w3Hopping, every, cacheBytes) },
