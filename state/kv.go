@@ -3,12 +3,13 @@ package state
 import (
 	"container/list"
 	"fmt"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/kappa-streams/kappa/codec"
+	"github.com/syndtr/goleveldb/leveldb/comparer"
+	"github.com/syndtr/goleveldb/leveldb/memdb"
+	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // KeyValue is a typed key-value store. Stores are used by one task at a
@@ -75,6 +76,7 @@ type entry[K, V any] struct {
 	unwritten bool  // flushed into the batch, not yet in the engine
 	inEngine  bool  // the engine holds the key
 	ref       bool  // used since the eviction hand last passed (second chance)
+	indexed   bool  // in KV.changed
 	size      int64 // bytes charged to the cache budget
 	ts        time.Time
 	// the value last forwarded for this key, for Change.Old
@@ -110,7 +112,12 @@ type KV[K, V any] struct {
 	avgValue int64
 	// dirty holds the entries made dirty since the last flush, in order
 	dirty []*entry[K, V]
-	batch Batch // engine writes not yet applied
+	// changed indexes, in key order, the encoded keys of the entries the
+	// engine does not have yet (dirty or unwritten), so that a range scan
+	// merges only the changes in its range instead of walking the cache:
+	// window stores scan once per record. Created when first needed.
+	changed *memdb.DB
+	batch   Batch // engine writes not yet applied
 	// entries whose changes are in batch
 	pending []*entry[K, V]
 	metrics Metrics
@@ -262,6 +269,7 @@ func (s *KV[K, V]) write(key K, value V, del bool, ts time.Time) error {
 		return nil // deleting a missing key changes nothing
 	}
 	e.key, e.value, e.deleted, e.ts = key, value, del, ts
+	s.index(e)
 	if !s.dedupe {
 		e.dirty = true
 		return s.flushEntries([]*entry[K, V]{e})
@@ -271,6 +279,27 @@ func (s *KV[K, V]) write(key K, value V, del bool, ts time.Time) error {
 		s.dirty = append(s.dirty, e)
 	}
 	return s.maybeEvict()
+}
+
+// index adds e to the changed index.
+func (s *KV[K, V]) index(e *entry[K, V]) {
+	if e.indexed {
+		return
+	}
+	if s.changed == nil {
+		s.changed = memdb.New(comparer.DefaultComparer, 64<<10)
+	}
+	s.changed.Put([]byte(e.kb), nil) // never fails
+	e.indexed = true
+}
+
+// unindex removes e from the changed index.
+func (s *KV[K, V]) unindex(e *entry[K, V]) {
+	if !e.indexed {
+		return
+	}
+	s.changed.Delete([]byte(e.kb)) // never fails
+	e.indexed = false
 }
 
 // maybeEvict evicts when the store is over its entry cap or the shared
@@ -329,6 +358,7 @@ func (s *KV[K, V]) evict(n int, want int64) error {
 func (s *KV[K, V]) drop(e *entry[K, V]) {
 	s.lru.Remove(e.elem)
 	delete(s.cache, e.kb)
+	s.unindex(e)
 	s.charge(e, 0)
 	if s.last == e {
 		s.last = nil
@@ -389,6 +419,12 @@ func (s *KV[K, V]) writeBatch() error {
 	}
 	for _, e := range s.pending {
 		e.unwritten, e.inEngine = false, !e.deleted
+		if !e.dirty {
+			s.unindex(e)
+		}
+	}
+	if s.changed != nil && s.changed.Len() == 0 {
+		s.changed.Reset() // the index's memory grows until reset
 	}
 	clear(s.pending)
 	s.pending = s.pending[:0]
@@ -431,6 +467,9 @@ func (s *KV[K, V]) Commit(meta map[string][]byte) error {
 
 // reset drops every cached entry.
 func (s *KV[K, V]) reset() {
+	if s.changed != nil {
+		s.changed.Reset()
+	}
 	clear(s.cache)
 	s.lru.Init()
 	s.last = nil
@@ -481,12 +520,15 @@ func (s *KV[K, V]) ApproximateCount() (int64, error) {
 // changes that have not reached the engine yet, in key order.
 func (s *KV[K, V]) scan(start, end []byte, fn func(K, V) bool) error {
 	var overlay []*entry[K, V]
-	for _, e := range s.cache {
-		if (e.dirty || e.unwritten) && (start == nil || e.kb >= string(start)) && (end == nil || e.kb < string(end)) {
-			overlay = append(overlay, e)
+	if s.changed != nil && s.changed.Len() > 0 {
+		it := s.changed.NewIterator(&util.Range{Start: start, Limit: end})
+		for it.Next() {
+			if e, ok := s.cache[string(it.Key())]; ok {
+				overlay = append(overlay, e)
+			}
 		}
+		it.Release()
 	}
-	slices.SortFunc(overlay, func(a, b *entry[K, V]) int { return strings.Compare(a.kb, b.kb) })
 	stopped := false
 	// emit sends overlay entries before key (all when key is nil).
 	emit := func(key []byte) {
