@@ -178,6 +178,7 @@ func (s *KV[K, V]) encodeKey(key K) ([]byte, error) {
 func (s *KV[K, V]) lookup(key K, kb []byte) (*entry[K, V], error) {
 	if e := s.last; e != nil && e.kb == string(kb) {
 		s.metrics.CacheHits.Add(1)
+		e.ref = true
 		return e, nil
 	}
 	if e, ok := s.cache[string(kb)]; ok {
