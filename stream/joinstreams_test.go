@@ -225,3 +225,43 @@ func TestJoinStreamsAgainstOracle(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinStreamsRekeyed joins two streams whose keys change before the
+// join: both sides are repartitioned first, to repartition topics with
+// the count of the sides' group, and the matches are those of the new keys.
+func TestJoinStreamsRekeyed(t *testing.T) {
+	b := stream.NewBuilder()
+	byUser := func(_ string, v string) string { u, _, _ := strings.Cut(v, "/"); return u }
+	l := stream.SelectKey(stream.From(b, "views", codec.String(), codec.String()), byUser)
+	r := stream.SelectKey(stream.From(b, "buys", codec.String(), codec.String()), byUser)
+	stream.JoinStreams(l, r, window.JoinWindowsOf(time.Minute, time.Minute),
+		func(user, view, buy string) string { return view + "&" + buy }, stream.Named("view-buy")).To("out")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := streamtest.New(topo, streamtest.Partitions("views", 3), streamtest.Partitions("buys", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, side := range []string{"left", "right"} {
+		if n := d.Partitions("streamtest-view-buy-" + side + "-repartition"); n != 3 {
+			t.Fatalf("%s repartition topic: %d partitions, want 3", side, n)
+		}
+	}
+	views := streamtest.NewInput(d, "views", codec.String(), codec.String())
+	buys := streamtest.NewInput(d, "buys", codec.String(), codec.String())
+	base := time.UnixMilli(1_000_000)
+	views.PipeAt("item1", "ann/item1", base)
+	views.PipeAt("item2", "bob/item2", base.Add(time.Second))
+	buys.PipeAt("order1", "ann/order1", base.Add(30*time.Second))
+	buys.PipeAt("order2", "bob/order2", base.Add(5*time.Minute)) // too late for bob's view
+	var got []string
+	for _, r := range streamtest.NewOutput(d, "out", codec.String(), codec.String()).ReadAll() {
+		got = append(got, r.Key+"="+r.Value)
+	}
+	if want := "[ann=ann/item1&ann/order1]"; fmt.Sprint(got) != want {
+		t.Fatalf("got %v, want %s", got, want)
+	}
+}
