@@ -115,7 +115,9 @@ type KV[K, V any] struct {
 	// changed indexes, in key order, the encoded keys of the entries the
 	// engine does not have yet (dirty or unwritten), so that a range scan
 	// merges only the changes in its range instead of walking the cache:
-	// window stores scan once per record. Created when first needed.
+	// window stores scan once per record. It is built by the first scan
+	// and kept from then on, so stores that are never scanned (most
+	// aggregations) do not pay for it.
 	changed *memdb.DB
 	batch   Batch // engine writes not yet applied
 	// entries whose changes are in batch
@@ -282,13 +284,10 @@ func (s *KV[K, V]) write(key K, value V, del bool, ts time.Time) error {
 	return s.maybeEvict()
 }
 
-// index adds e to the changed index.
+// index adds e to the changed index, once there is one.
 func (s *KV[K, V]) index(e *entry[K, V]) {
-	if e.indexed {
+	if e.indexed || s.changed == nil {
 		return
-	}
-	if s.changed == nil {
-		s.changed = memdb.New(comparer.DefaultComparer, 64<<10)
 	}
 	s.changed.Put([]byte(e.kb), nil) // never fails
 	e.indexed = true
@@ -520,8 +519,16 @@ func (s *KV[K, V]) ApproximateCount() (int64, error) {
 // scan merges the engine's entries in [start, end) with the cache's
 // changes that have not reached the engine yet, in key order.
 func (s *KV[K, V]) scan(start, end []byte, fn func(K, V) bool) error {
+	if s.changed == nil {
+		s.changed = memdb.New(comparer.DefaultComparer, 64<<10)
+		for _, e := range s.cache {
+			if e.dirty || e.unwritten {
+				s.index(e)
+			}
+		}
+	}
 	var overlay []*entry[K, V]
-	if s.changed != nil && s.changed.Len() > 0 {
+	if s.changed.Len() > 0 {
 		it := s.changed.NewIterator(&util.Range{Start: start, Limit: end})
 		for it.Next() {
 			if e, ok := s.cache[string(it.Key())]; ok {
