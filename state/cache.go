@@ -8,11 +8,11 @@ import (
 // caches: 32 MiB, shared by all the stores of all its tasks.
 //
 // Kafka Streams' default is 10 MB (statestore.cache.max.bytes), but it
-// counts only the serialized key and value and a few fields of each entry;
-// the JVM objects behind an entry take three to four times that. Kappa
-// counts what an entry costs on the Go heap (see entryOverhead), so 32 MiB
-// here is about what Kafka Streams' default uses in practice: some 130,000
-// entries of 16-byte keys and 8-byte values.
+// counts only the serialized key and value and a few fields of each entry,
+// not the JVM objects behind it (by our estimate several times that; not
+// measured here). Kappa counts what an entry costs on the Go heap (see
+// entryOverhead, which is measured), so its default is larger: 32 MiB holds
+// some 130,000 entries of 16-byte keys and 8-byte values.
 const DefaultCacheBytes = 32 << 20
 
 // entryOverhead is the estimated heap cost of a cached entry besides its
