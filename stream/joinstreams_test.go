@@ -15,22 +15,16 @@ import (
 	"github.com/kappa-streams/kappa/window"
 )
 
-// ssEvent is an input record of the stream-stream join oracle.
-type ssEvent struct {
-	right bool
-	key   string
-	value string
-	del   bool
-	ts    int64
-}
-
-func ssEvents(seed uint64, n, keys int) []ssEvent {
+// ssEvents returns the input of the stream-stream join oracle: n seeded
+// events over keys keys, with tombstones, duplicate timestamps, and
+// records out of order within grace and beyond it.
+func ssEvents(seed uint64, n, keys int) []joinEvent {
 	rng := rand.New(rand.NewPCG(seed, 13))
-	evs := make([]ssEvent, n)
+	evs := make([]joinEvent, n)
 	ts := int64(1_000_000)
 	for i := range evs {
 		ts += rng.Int64N(60)
-		e := ssEvent{right: rng.IntN(2) == 0, key: fmt.Sprint("k", rng.IntN(keys)), value: fmt.Sprint("v", i), ts: ts}
+		e := joinEvent{right: rng.IntN(2) == 0, key: fmt.Sprint("k", rng.IntN(keys)), value: fmt.Sprint("v", i), ts: ts}
 		switch rng.IntN(20) {
 		case 0:
 			e.ts -= rng.Int64N(3000) // out of order, mostly within grace
@@ -57,9 +51,9 @@ func ssEvents(seed uint64, n, keys int) []ssEvent {
 // the kept records that never matched and whose t + before + after + grace
 // stream time has passed are emitted as non-matches (left and outer),
 // ordered by that time, side, key, t and arrival.
-func oracleStreamJoin(evs []ssEvent, w window.JoinWindows, leftNM, rightNM bool) (out []string, late int) {
+func oracleStreamJoin(evs []joinEvent, w window.JoinWindows, leftNM, rightNM bool) (out []string, late int) {
 	type kept struct {
-		ssEvent
+		joinEvent
 		seq     int
 		matched bool
 		emitted bool
@@ -125,7 +119,7 @@ func oracleStreamJoin(evs []ssEvent, w window.JoinWindows, leftNM, rightNM bool)
 			}
 			out = append(out, fmt.Sprintf("%s=%s&%s@%d", e.key, l, r, max(e.ts, m.ts)))
 		}
-		store = append(store, &kept{ssEvent: e, seq: seq, matched: len(matches) > 0})
+		store = append(store, &kept{joinEvent: e, seq: seq, matched: len(matches) > 0})
 	}
 	return out, late
 }

@@ -455,15 +455,7 @@ func TestSessionMerges(t *testing.T) {
 		if err := pipe.PipeAt("k", v, time.UnixMilli(ms)); err != nil {
 			t.Fatal(err)
 		}
-		entries, err := streamtest.ReadWindowStore[string, string](d, "sessions")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range entries {
-			got = append(got, fmt.Sprintf("[%d,%d]=%s", e.Start, e.End, e.Value))
-		}
-		if fmt.Sprint(got) != wantStore {
+		if got := windowLines(t, d, "sessions"); fmt.Sprint(got) != wantStore {
 			t.Fatalf("after %s@%d: store %v, want %s", v, ms, got, wantStore)
 		}
 		var emitted []string
@@ -517,15 +509,7 @@ func TestSlidingWindowsCases(t *testing.T) {
 		if err := pipe.PipeAt("k", v, time.UnixMilli(ms)); err != nil {
 			t.Fatal(err)
 		}
-		entries, err := streamtest.ReadWindowStore[string, string](d, "sliding")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, e := range entries {
-			got = append(got, fmt.Sprintf("[%d,%d]=%s", e.Start, e.End, e.Value))
-		}
-		if fmt.Sprint(got) != want {
+		if got := windowLines(t, d, "sliding"); fmt.Sprint(got) != want {
 			t.Fatalf("after %s@%d:\n got %v\nwant %s", v, ms, got, want)
 		}
 	}
@@ -583,4 +567,18 @@ func TestTimestampExtractor(t *testing.T) {
 	if len(dl) != 1 || !strings.Contains(dl[0].Error, "before the Unix epoch") {
 		t.Fatalf("dead letters %+v, want the record with a negative time", dl)
 	}
+}
+
+// windowLines returns a window store's entries as "[start,end]=value".
+func windowLines(t *testing.T, d *streamtest.Driver, store string) []string {
+	t.Helper()
+	entries, err := streamtest.ReadWindowStore[string, string](d, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, e := range entries {
+		lines = append(lines, fmt.Sprintf("[%d,%d]=%s", e.Start, e.End, e.Value))
+	}
+	return lines
 }
