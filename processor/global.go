@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -94,20 +95,24 @@ func (r *Runtime) startGlobals(ctx context.Context) error {
 	start := time.Now()
 	parts := make(map[string]map[int32]kgo.Offset)
 	ends := make(map[string]map[int32]int64)
-	for _, g := range r.globals {
-		n := r.cfg.Plan.Partitions[g.Topic]
+	topics := make([]string, len(r.globals))
+	for i, g := range r.globals {
+		topics[i] = g.Topic
 		parts[g.Topic], ends[g.Topic] = make(map[int32]kgo.Offset), make(map[int32]int64)
-		for p := range n {
-			parts[g.Topic][p] = kgo.NewOffset().AtStart()
-			end, err := r.EndOffset(ctx, g.Topic, p)
-			if err != nil {
-				return fmt.Errorf("processor: global table %q: %w", g.Name, err)
-			}
-			if end > 0 {
-				ends[g.Topic][p] = end
-			}
-		}
 	}
+	listed, err := kadm.NewClient(r.cl).ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("processor: end offsets of global tables %v: %w", topics, err)
+	}
+	listed.Each(func(o kadm.ListedOffset) {
+		parts[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
+		if o.Offset > 0 {
+			ends[o.Topic][o.Partition] = o.Offset
+		}
+	})
 	cl, err := kgo.NewClient(append(slices.Clone(r.cfg.ClientOpts), kgo.ConsumePartitions(parts),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))...)
 	if err != nil {
