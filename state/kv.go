@@ -178,15 +178,7 @@ func (s *KV[K, V]) encodeKey(key K) ([]byte, error) {
 
 // lookup returns the cached entry for kb, loading it from the engine.
 func (s *KV[K, V]) lookup(key K, kb []byte) (*entry[K, V], error) {
-	if e := s.last; e != nil && e.kb == string(kb) {
-		s.metrics.CacheHits.Add(1)
-		e.ref = true
-		return e, nil
-	}
-	if e, ok := s.cache[string(kb)]; ok {
-		s.metrics.CacheHits.Add(1)
-		e.ref = true
-		s.last = e
+	if e := s.cached(kb); e != nil {
 		return e, nil
 	}
 	s.metrics.EngineReads.Add(1)
@@ -203,11 +195,45 @@ func (s *KV[K, V]) lookup(key K, kb []byte) (*entry[K, V], error) {
 		e.old, e.hasOld = e.value, true
 		vlen = int64(len(raw))
 	}
+	s.add(e, vlen)
+	return e, nil
+}
+
+// blind returns the cached entry for kb, or a new one without reading
+// the engine: a put to a store that forwards nothing needs no old value,
+// and a window store's puts are mostly to keys never written before
+// (joins key each record by its time and offset), for which the read
+// would find nothing at the price of a LevelDB lookup. The entry does not
+// know whether the engine has the key (ApproximateCount counts it as new).
+func (s *KV[K, V]) blind(key K, kb []byte) *entry[K, V] {
+	if e := s.cached(kb); e != nil {
+		return e
+	}
+	e := &entry[K, V]{key: key, kb: string(kb), deleted: true}
+	s.add(e, s.avgValue)
+	return e
+}
+
+// cached returns the cached entry for kb, or nil.
+func (s *KV[K, V]) cached(kb []byte) *entry[K, V] {
+	e := s.last
+	if e == nil || e.kb != string(kb) {
+		if e = s.cache[string(kb)]; e == nil {
+			return nil
+		}
+		s.last = e
+	}
+	s.metrics.CacheHits.Add(1)
+	e.ref = true
+	return e
+}
+
+// add caches a new entry whose encoded value takes about vlen bytes.
+func (s *KV[K, V]) add(e *entry[K, V], vlen int64) {
 	e.elem = s.lru.PushFront(e)
 	s.cache[e.kb] = e
 	s.last = e
-	s.charge(e, int64(len(kb))+vlen+entryOverhead)
-	return e, nil
+	s.charge(e, int64(len(e.kb))+vlen+entryOverhead)
 }
 
 // charge sets the bytes e counts against the budget.
@@ -264,8 +290,10 @@ func (s *KV[K, V]) write(key K, value V, del bool, ts time.Time) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.lookup(key, kb)
-	if err != nil {
+	var e *entry[K, V]
+	if !del && s.forward == nil {
+		e = s.blind(key, kb)
+	} else if e, err = s.lookup(key, kb); err != nil {
 		return err
 	}
 	if del && e.deleted && !e.dirty {
