@@ -137,8 +137,9 @@ func (e *levelEngine) Write(b *Batch) error {
 	}
 	lb := e.lb
 	lb.Reset()
+	var pk []byte // lb copies the key: one buffer serves every key
 	b.each(func(k, v []byte, del bool) {
-		pk := prefixed(dataPrefix, k)
+		pk = append(append(pk[:0], dataPrefix), k...)
 		if del {
 			lb.Delete(pk)
 		} else {

@@ -43,6 +43,11 @@ type Segmented struct {
 	mu       sync.Mutex // guards segs and observed for readers on other goroutines
 	segs     map[int64]Engine
 	observed int64 // the largest time written or advanced to
+
+	// per holds Write's batches per segment, kept between writes so that
+	// their buffers are grown once rather than at every write.
+	per   map[int64]*Batch
+	order []int64
 }
 
 const metaObserved = "segments.observed"
@@ -129,6 +134,14 @@ func (s *Segmented) ObservedTime() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.observed
+}
+
+// LiveFrom returns the earliest time still in retention: data at earlier
+// times is gone.
+func (s *Segmented) LiveFrom() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.observed - s.opts.Retention
 }
 
 // Advance moves the observed time to t if it is later, and deletes the
@@ -265,14 +278,26 @@ func (s *Segmented) Range(start, end []byte, fn func(key, value []byte) bool) er
 func (s *Segmented) Write(b *Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	per := make(map[int64]*Batch)
-	var order []int64
-	var err error
-	b.each(func(key, value []byte, del bool) {
+	if s.per == nil {
+		s.per = make(map[int64]*Batch)
+	}
+	// Each segment's batch lists its operations, pointing into b's
+	// buffer: the keys and values are not copied.
+	per, order := s.per, s.order[:0]
+	defer func() {
+		for id, sb := range per {
+			if len(sb.ops) == 0 {
+				delete(per, id) // unused this time: its segment may be gone
+			}
+			sb.ops, sb.buf, sb.size = sb.ops[:0], nil, 0
+		}
+		s.order = order
+	}()
+	for _, op := range b.ops {
+		key := b.buf[op.ks:op.ke]
 		t, ok := WindowKeyTime(key)
 		if !ok {
-			err = fmt.Errorf("state: segmented store: key %x carries no window time", key)
-			return
+			return fmt.Errorf("state: segmented store: key %x carries no window time", key)
 		}
 		if t > s.observed {
 			s.observed = t
@@ -282,16 +307,12 @@ func (s *Segmented) Write(b *Batch) error {
 		if sb == nil {
 			sb = &Batch{}
 			per[id] = sb
+		}
+		if len(sb.ops) == 0 {
 			order = append(order, id)
 		}
-		if del {
-			sb.Delete(key)
-		} else {
-			sb.Put(key, value)
-		}
-	})
-	if err != nil {
-		return err
+		sb.ops, sb.buf = append(sb.ops, op), b.buf
+		sb.size += op.ke - op.ks + op.ve - op.vs
 	}
 	for _, id := range order {
 		end := (id+1)*s.opts.Interval - 1
