@@ -80,8 +80,8 @@ func joinedCodec[V any](vc codec.Codec[V]) codec.Codec[joined[V]] {
 type ssJoin[K, VL, VR, VO any] struct {
 	task    *processor.Task
 	w       window.JoinWindows
-	left    *state.Windows[K, joined[VL]]
-	right   *state.Windows[K, joined[VR]]
+	left    *state.Records[K, joined[VL]]
+	right   *state.Records[K, joined[VR]]
 	kc      codec.Codec[K]
 	joiner  func(K, VL, bool, VR, bool) VO
 	out     fanout[K, VO]
@@ -91,6 +91,15 @@ type ssJoin[K, VL, VR, VO any] struct {
 	pending nonMatchHeap[K]
 	leftNM  bool // emit non-matches of the left side
 	rightNM bool
+	// the matches of the record being processed, by side of the match
+	leftMatches  []joinMatch[VL]
+	rightMatches []joinMatch[VR]
+}
+
+// joinMatch is a record of the other side that a record matches.
+type joinMatch[V any] struct {
+	u, seq int64
+	v      joined[V]
 }
 
 // nonMatch is a record that may have to be emitted without a match.
@@ -268,8 +277,8 @@ func streamStreamJoin[K, VL, VR, VO any](l Stream[K, VL], r Stream[K, VR], w win
 			return nil, err
 		}
 		j := &ssJoin[K, VL, VR, VO]{task: task, w: w, kc: kc, joiner: joiner, out: out, leftNM: leftNM, rightNM: rightNM,
-			left:  state.NewWindows(ls.Name, leng, kc, joinedCodec(lvc), ls.Options, task.Changelog(ls.Name), nil, false),
-			right: state.NewWindows(rs.Name, reng, kc, joinedCodec(rvc), rs.Options, task.Changelog(rs.Name), nil, false),
+			left:  state.NewRecords(ls.Name, leng, kc, joinedCodec(lvc), ls.Options, task.Changelog(ls.Name)),
+			right: state.NewRecords(rs.Name, reng, kc, joinedCodec(rvc), rs.Options, task.Changelog(rs.Name)),
 		}
 		if err := task.RegisterStore(ls.Name, j.left); err != nil {
 			return nil, err
@@ -314,7 +323,7 @@ func streamStreamJoin[K, VL, VR, VO any](l Stream[K, VL], r Stream[K, VR], w win
 		nodeName := name + "-left"
 		return receive[K, VL](func(rec Record[K, VL]) error {
 			task.Enter(nodeName)
-			return wrap(nodeName, sideRecord(j, nodeName, rec, lw, j.left, j.right, false,
+			return wrap(nodeName, sideRecord(j, nodeName, rec, lw, j.left, j.right, false, j.rightNM, &j.rightMatches,
 				func(k K, lv VL, rv VR) VO { return joiner(k, lv, true, rv, true) }))
 		}), nil
 	}, l.node)
@@ -330,7 +339,7 @@ func streamStreamJoin[K, VL, VR, VO any](l Stream[K, VL], r Stream[K, VR], w win
 		nodeName := name + "-right"
 		return receive[K, VR](func(rec Record[K, VR]) error {
 			task.Enter(nodeName)
-			return wrap(nodeName, sideRecord(j, nodeName, rec, rw, j.right, j.left, true,
+			return wrap(nodeName, sideRecord(j, nodeName, rec, rw, j.right, j.left, true, j.leftNM, &j.leftMatches,
 				func(k K, rv VR, lv VL) VO { return joiner(k, lv, true, rv, true) }))
 		}), nil
 	}, r.node)
@@ -343,8 +352,11 @@ func streamStreamJoin[K, VL, VR, VO any](l Stream[K, VL], r Stream[K, VR], w win
 
 // sideRecord processes a record of one side of a stream-stream join: w is
 // the join window seen from this side, mine and other the sides' stores.
+// otherNM tells whether the other side emits non-matches: only then are
+// its records marked as matched. matches is scratch space.
 func sideRecord[K, V, VOther, VL, VR, VO any](j *ssJoin[K, VL, VR, VO], node string, rec Record[K, V], w window.JoinWindows,
-	mine *state.Windows[K, joined[V]], other *state.Windows[K, joined[VOther]], right bool, join func(K, V, VOther) VO,
+	mine *state.Records[K, joined[V]], other *state.Records[K, joined[VOther]], right, otherNM bool, matches *[]joinMatch[VOther],
+	join func(K, V, VOther) VO,
 ) error {
 	if rec.Tombstone {
 		j.task.Drop()
@@ -364,33 +376,33 @@ func sideRecord[K, V, VOther, VL, VR, VO any](j *ssJoin[K, VL, VR, VO], node str
 		return nil
 	}
 	win := w.WindowFor(t)
-	type match struct {
-		u, seq int64
-		v      joined[VOther]
-	}
-	var matches []match
+	ms := (*matches)[:0]
+	defer func() {
+		clear(ms) // let the values go
+		*matches = ms[:0]
+	}()
 	err := other.Fetch(rec.Key, win.Start, win.End, func(u, seq int64, v joined[VOther]) bool {
-		matches = append(matches, match{u, seq, v})
+		ms = append(ms, joinMatch[VOther]{u, seq, v})
 		return true
 	})
 	if err != nil {
 		return err
 	}
-	for _, m := range matches {
+	for _, m := range ms {
 		if err := j.out.forward(Record[K, VO]{Key: rec.Key, Value: join(rec.Key, rec.Value, m.v.v), Timestamp: time.UnixMilli(max(t, m.u)), Headers: rec.Headers}); err != nil {
 			return err
 		}
-		if !m.v.matched {
+		if otherNM && !m.v.matched {
 			if err := other.Put(rec.Key, m.u, m.seq, joined[VOther]{v: m.v.v, matched: true}); err != nil {
 				return err
 			}
 		}
 	}
 	seq := j.task.RecordMetadata().Offset
-	if err := mine.Put(rec.Key, t, seq, joined[V]{v: rec.Value, matched: len(matches) > 0}); err != nil {
+	if err := mine.Put(rec.Key, t, seq, joined[V]{v: rec.Value, matched: len(ms) > 0}); err != nil {
 		return err
 	}
-	if len(matches) == 0 {
+	if len(ms) == 0 {
 		j.track(right, rec.Key, t, seq)
 	}
 	return nil
