@@ -1,0 +1,30 @@
+// Package state holds the stores behind stateful operators: the engines
+// that keep the bytes, and the typed layers that cache, changelog and meter
+// them. Stores belong to one task and are used from its goroutine; the
+// processor runtime opens, restores, commits and closes them.
+//
+// Engines (Engine) are sorted byte maps written in atomic batches:
+// LevelDB (OpenLevelDB, persistent, the default), Memory (NewMemory,
+// rebuilt from the changelog when its task opens) and Segmented
+// (OpenSegmented), which splits time-keyed data into one engine per
+// interval of time so that data out of retention goes by dropping whole
+// segments. A batch carries the changelog offset its data reaches, so the
+// two never disagree.
+//
+// Typed stores layer over an engine:
+//
+//   - KV is a key-value store with a record cache that merges updates of a
+//     key between commits, forwards flushed changes (aggregations emit
+//     them downstream) and logs them to the changelog.
+//   - Windows is a KV over a Segmented engine, keyed by record key and
+//     window (WindowKey): the store of windowed and session aggregations
+//     and of Processor API window stores.
+//   - Records keeps single records by key, time and sequence number, for
+//     the two sides of a stream-stream join: every write is logged at once,
+//     and records stay in memory, indexed by key, so that matching rarely
+//     reads the engine.
+//
+// The caches of all the stores of an instance share one byte budget
+// (Cache), as Kafka Streams' statestore.cache.max.bytes. TaskDir locks a
+// task's state directory and keeps its checkpoint file.
+package state
