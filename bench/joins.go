@@ -294,7 +294,7 @@ func w8Contenders(every time.Duration, cacheBytes int64, records int) []contende
 			notes: fmt.Sprintf("TableFrom(articles, String, Bytes, Materialized), From(clicks, String, Bytes) → JoinTable → To(String, Bytes); LevelDB store, changelog, %s, MaxTaskIdle(%v); "+
 				"each task reads its articles (stamped before every click) before its clicks; timed from the moment it has processed more records than the %d articles", cacheNote, w8TaskIdle, w2Keys)},
 		{key: "streamstream", name: "kappa stream–stream join", run: func(ctx context.Context, j job) error { return kappaStreamStream(ctx, j, every, cacheBytes) },
-			notes: fmt.Sprintf("From(impressions, String, Bytes), From(clicks, String, Bytes) → JoinStreams(%v) → To(String, Bytes); two segmented LevelDB window stores (retention %v), changelogs, %s; "+
+			notes: fmt.Sprintf("From(impressions, String, Bytes), From(clicks, String, Bytes) → JoinStreams(%v) → To(String, Bytes); two segmented LevelDB record stores (retention %v, records also in memory within the cache budget), changelogs, %s; "+
 				"timed from its first input; it also processes the %d impressions, which records/s does not count (all inputs/s = %.2f × records/s)",
 				w8Window, w8Window.Retention(), cacheNote, impressions, float64(records+impressions)/float64(records))},
 	}
