@@ -46,10 +46,10 @@ type Records[K, V any] struct {
 	limit  int  // cap on the records kept in memory, 0 for none
 	keep   bool // keep written records in memory while the budget allows
 
-	byKey map[string]*recordList[V]
+	byKey map[string]*recordList
 	// queue holds the records in memory in the order they came in, from
 	// head: the order they leave in.
-	queue []queuedRecord[V]
+	queue []queuedRecord
 	head  int
 	// covered is the latest time dropped from memory: every record of a
 	// later time is in memory. It starts at opened, the latest time the
@@ -69,19 +69,24 @@ type Records[K, V any] struct {
 }
 
 // recordList is one key's records in memory, by time and sequence number.
-type recordList[V any] struct {
+type recordList struct {
 	key  string // encoded
-	recs []memRecord[V]
+	recs []memRecord
 }
 
-type memRecord[V any] struct {
+// memRecord is a record in memory. Its value is kept encoded, as the codec
+// returned it and as the engine has it: readers decode their own copy,
+// and the budget is charged what is held. (The join's codec encodes into a
+// buffer of its own, so a Bytes value, which decodes to a slice of the
+// fetch it came in, does not keep that whole fetch buffer alive.)
+type memRecord struct {
 	t, seq int64
-	v      V
+	vb     []byte
 	size   int64 // charged to the budget
 }
 
-type queuedRecord[V any] struct {
-	list   *recordList[V]
+type queuedRecord struct {
+	list   *recordList
 	t, seq int64
 }
 
@@ -89,7 +94,7 @@ type queuedRecord[V any] struct {
 // its encoded key and value: its share of the index map, the list, the
 // record in the list and in the queue. TestRecordOverhead checks it
 // against the measured heap growth.
-const recordOverhead = 100
+const recordOverhead = 120
 
 // NewRecords layers a typed record store over a segmented engine. o.Cache
 // is the memory budget it shares with the instance's other stores;
@@ -98,7 +103,7 @@ const recordOverhead = 100
 // written to the engine.
 func NewRecords[K, V any](name string, seg *Segmented, kc codec.Codec[K], vc codec.Codec[V], o Options, log Logger) *Records[K, V] {
 	r := &Records[K, V]{name: name, seg: seg, kc: kc, vc: vc, log: log, budget: o.Cache,
-		limit: max(o.CacheSize, 0), byKey: make(map[string]*recordList[V]),
+		limit: max(o.CacheSize, 0), byKey: make(map[string]*recordList),
 		dropped: make(map[int64]*keyFilter), seed: maphash.MakeSeed()}
 	if r.budget == nil {
 		r.budget = NewCache(DefaultCacheBytes)
@@ -135,8 +140,8 @@ func (r *Records[K, V]) encodeKey(key K) ([]byte, error) {
 }
 
 // find returns where the record (t, seq) is or would be in recs.
-func find[V any](recs []memRecord[V], t, seq int64) (int, bool) {
-	return slices.BinarySearchFunc(recs, [2]int64{t, seq}, func(m memRecord[V], at [2]int64) int {
+func find(recs []memRecord, t, seq int64) (int, bool) {
+	return slices.BinarySearchFunc(recs, [2]int64{t, seq}, func(m memRecord, at [2]int64) int {
 		if c := cmp.Compare(m.t, at[0]); c != 0 {
 			return c
 		}
@@ -168,17 +173,17 @@ func (r *Records[K, V]) Put(key K, t, seq int64, v V) error {
 	size := int64(len(kb)+len(vb)) + recordOverhead
 	l := r.byKey[string(kb)]
 	if l == nil {
-		l = &recordList[V]{key: string(kb)}
+		l = &recordList{key: string(kb)}
 		r.byKey[l.key] = l
 	}
 	i, found := find(l.recs, t, seq)
 	if found {
 		r.charge(size - l.recs[i].size)
-		l.recs[i].v, l.recs[i].size = v, size
+		l.recs[i].vb, l.recs[i].size = vb, size
 		return nil
 	}
-	l.recs = slices.Insert(l.recs, i, memRecord[V]{t: t, seq: seq, v: v, size: size})
-	r.queue = append(r.queue, queuedRecord[V]{list: l, t: t, seq: seq})
+	l.recs = slices.Insert(l.recs, i, memRecord{t: t, seq: seq, vb: vb, size: size})
+	r.queue = append(r.queue, queuedRecord{list: l, t: t, seq: seq})
 	r.count++
 	r.charge(size)
 	return r.maybeEvict()
@@ -231,7 +236,7 @@ func (r *Records[K, V]) evict(n int, want int64) error {
 // engine has it now, and memory does not.
 func (r *Records[K, V]) dropHead(expired bool) int64 {
 	q := r.queue[r.head]
-	r.queue[r.head] = queuedRecord[V]{}
+	r.queue[r.head] = queuedRecord{}
 	r.head++
 	if r.head == len(r.queue) {
 		r.queue, r.head = r.queue[:0], 0
@@ -294,7 +299,7 @@ func (r *Records[K, V]) Get(key K, t, seq int64) (V, bool, error) {
 	if l := r.byKey[string(kb)]; l != nil {
 		if i, ok := find(l.recs, t, seq); ok {
 			r.metrics.CacheHits.Add(1)
-			return l.recs[i].v, true, nil
+			return r.decode(l.recs[i].vb)
 		}
 	}
 	if !r.inEngine(kb, t, t) {
@@ -305,9 +310,14 @@ func (r *Records[K, V]) Get(key K, t, seq int64) (V, bool, error) {
 	if err != nil || !ok {
 		return zero, false, err
 	}
+	return r.decode(vb)
+}
+
+// decode decodes a stored value.
+func (r *Records[K, V]) decode(vb []byte) (V, bool, error) {
 	v, err := r.vc.Decode(vb)
 	if err != nil {
-		return zero, false, fmt.Errorf("state: store %q: %w", r.name, err)
+		return v, false, fmt.Errorf("state: store %q: %w", r.name, err)
 	}
 	return v, true, nil
 }
@@ -325,7 +335,7 @@ func (r *Records[K, V]) Fetch(key K, from, to int64, fn func(t, seq int64, v V) 
 	if err != nil {
 		return err
 	}
-	var recs []memRecord[V]
+	var recs []memRecord
 	if l := r.byKey[string(kb)]; l != nil {
 		lo, _ := find(l.recs, from, math.MinInt64)
 		hi := lo
@@ -334,14 +344,26 @@ func (r *Records[K, V]) Fetch(key K, from, to int64, fn func(t, seq int64, v V) 
 		}
 		recs = l.recs[lo:hi]
 	}
+	// emit decodes a value and calls fn: false stops the fetch.
+	stopped := false
+	var decodeErr error
+	emit := func(t, seq int64, vb []byte) bool {
+		v, _, err := r.decode(vb)
+		if err != nil {
+			decodeErr = err
+			return false
+		}
+		stopped = !fn(t, seq, v)
+		return !stopped
+	}
 	if !r.inEngine(kb, from, to) {
 		r.metrics.CacheHits.Add(1)
 		for _, m := range recs {
-			if !fn(m.t, m.seq, m.v) {
-				return nil
+			if !emit(m.t, m.seq, m.vb) {
+				break
 			}
 		}
-		return nil
+		return decodeErr
 	}
 	// The engine has records of this range, and memory the newer values
 	// of some of them.
@@ -350,41 +372,29 @@ func (r *Records[K, V]) Fetch(key K, from, to int64, fn func(t, seq int64, v V) 
 	if to < math.MaxInt64 {
 		end = AppendWindowKey(end[:0], kb, to+1, math.MinInt64)
 	}
-	stopped := false
-	var decodeErr error
 	err = r.seg.Range(AppendWindowKey(nil, kb, from, math.MinInt64), end, func(k, vb []byte) bool {
 		_, t, seq, _ := ParseWindowKey(k)
 		for len(recs) > 0 && (recs[0].t < t || recs[0].t == t && recs[0].seq < seq) {
-			if stopped = !fn(recs[0].t, recs[0].seq, recs[0].v); stopped {
+			if !emit(recs[0].t, recs[0].seq, recs[0].vb) {
 				return false
 			}
 			recs = recs[1:]
 		}
 		if len(recs) > 0 && recs[0].t == t && recs[0].seq == seq {
-			stopped = !fn(t, seq, recs[0].v)
+			vb = recs[0].vb
 			recs = recs[1:]
-			return !stopped
 		}
-		v, err := r.vc.Decode(vb)
-		if err != nil {
-			decodeErr = fmt.Errorf("state: store %q: %w", r.name, err)
-			return false
-		}
-		stopped = !fn(t, seq, v)
-		return !stopped
+		return emit(t, seq, vb)
 	})
 	if err != nil {
 		return fmt.Errorf("state: store %q: %w", r.name, err)
 	}
-	if decodeErr != nil || stopped {
-		return decodeErr
-	}
 	for _, m := range recs {
-		if !fn(m.t, m.seq, m.v) {
-			return nil
+		if decodeErr != nil || stopped || !emit(m.t, m.seq, m.vb) {
+			break
 		}
 	}
-	return nil
+	return decodeErr
 }
 
 // inEngine reports whether records of kb with times in [from, to] may be
@@ -412,24 +422,29 @@ func (r *Records[K, V]) All(fn func(key K, t, seq int64, v V) bool) error {
 	live := r.seg.LiveFrom()
 	type memEntry struct {
 		full []byte
-		kb   string
-		m    *memRecord[V]
+		m    *memRecord
 	}
 	var mem []memEntry
 	for _, l := range r.byKey {
 		for i := range l.recs {
 			if m := &l.recs[i]; m.t >= live {
-				mem = append(mem, memEntry{AppendWindowKey(nil, []byte(l.key), m.t, m.seq), l.key, m})
+				mem = append(mem, memEntry{AppendWindowKey(nil, []byte(l.key), m.t, m.seq), m})
 			}
 		}
 	}
 	slices.SortFunc(mem, func(a, b memEntry) int { return bytes.Compare(a.full, b.full) })
 	stopped := false
 	var callErr error
-	call := func(kb []byte, t, seq int64, v V) bool {
+	call := func(full, vb []byte) bool {
+		kb, t, seq, _ := ParseWindowKey(full)
 		k, err := r.kc.Decode(kb)
 		if err != nil {
 			callErr = fmt.Errorf("state: store %q: %w", r.name, err)
+			return false
+		}
+		v, _, err := r.decode(vb)
+		if err != nil {
+			callErr = err
 			return false
 		}
 		stopped = !fn(k, t, seq, v)
@@ -437,32 +452,22 @@ func (r *Records[K, V]) All(fn func(key K, t, seq int64, v V) bool) error {
 	}
 	err := r.seg.Range(nil, nil, func(full, vb []byte) bool {
 		for len(mem) > 0 && bytes.Compare(mem[0].full, full) < 0 {
-			if !call([]byte(mem[0].kb), mem[0].m.t, mem[0].m.seq, mem[0].m.v) {
+			if !call(mem[0].full, mem[0].m.vb) {
 				return false
 			}
 			mem = mem[1:]
 		}
-		kb, t, seq, _ := ParseWindowKey(full)
 		if len(mem) > 0 && bytes.Equal(mem[0].full, full) {
-			m := mem[0].m
+			vb = mem[0].m.vb
 			mem = mem[1:]
-			return call(kb, t, seq, m.v)
 		}
-		v, err := r.vc.Decode(vb)
-		if err != nil {
-			callErr = fmt.Errorf("state: store %q: %w", r.name, err)
-			return false
-		}
-		return call(kb, t, seq, v)
+		return call(full, vb)
 	})
 	if err != nil {
 		return fmt.Errorf("state: store %q: %w", r.name, err)
 	}
-	if callErr != nil || stopped {
-		return callErr
-	}
 	for _, e := range mem {
-		if !call([]byte(e.kb), e.m.t, e.m.seq, e.m.v) {
+		if callErr != nil || stopped || !call(e.full, e.m.vb) {
 			break
 		}
 	}
