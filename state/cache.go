@@ -59,6 +59,16 @@ func (c *Cache) over() bool { return c.used.Load() > c.max }
 // budget, so that writes are not evicted one entry at a time.
 func (c *Cache) target() int64 { return c.max - c.max/10 }
 
-// fairShare is the part of the budget each registered store may keep when
-// the budget is exhausted.
-func (c *Cache) fairShare() int64 { return c.max / max(c.stores.Load(), 1) }
+// overTarget is how far the usage is above target: what a store whose
+// write exhausted the budget frees.
+func (c *Cache) overTarget() int64 { return c.used.Load() - c.target() }
+
+// excess is what a store holding held bytes frees at a commit: its bytes
+// beyond its fair share, once the budget is past its target, so that idle
+// stores cannot hold the budget forever.
+func (c *Cache) excess(held int64) int64 {
+	if c.overTarget() <= 0 {
+		return 0
+	}
+	return max(held-c.max/max(c.stores.Load(), 1), 0)
+}

@@ -143,6 +143,24 @@ type Metrics struct {
 // Metrics returns the store's counters.
 func (s *KV[K, V]) Metrics() *Metrics { return &s.metrics }
 
+// writeBatch applies b to e, counting it, and empties b. name is the
+// store's, for the error.
+func (m *Metrics) writeBatch(name string, e Engine, b *Batch) error {
+	if b.Len() == 0 && len(b.meta) == 0 {
+		return nil
+	}
+	start := time.Now()
+	m.Batches.Add(1)
+	m.BatchedOps.Add(int64(b.Len()))
+	err := e.Write(b)
+	m.WriteNanos.Add(int64(time.Since(start)))
+	b.Reset()
+	if err != nil {
+		return fmt.Errorf("state: store %q: %w", name, err)
+	}
+	return nil
+}
+
 // NewKV layers a typed store over engine. log may be nil for a store
 // without a changelog; forward, when set, receives every flushed change
 // (the DSL uses it to emit aggregation results downstream).
@@ -340,7 +358,7 @@ func (s *KV[K, V]) maybeEvict() error {
 	case s.limit > 0 && len(s.cache) > s.limit:
 		return s.evict(max(1, s.limit/10), 0)
 	case s.budget.over():
-		return s.evict(max(1, len(s.cache)/10), s.budget.used.Load()-s.budget.target())
+		return s.evict(max(1, len(s.cache)/10), s.budget.overTarget())
 	}
 	return nil
 }
@@ -433,17 +451,8 @@ func (s *KV[K, V]) flushEntries(es []*entry[K, V]) error {
 }
 
 func (s *KV[K, V]) writeBatch() error {
-	if s.batch.Len() == 0 && len(s.batch.meta) == 0 {
-		return nil
-	}
-	start := time.Now()
-	s.metrics.Batches.Add(1)
-	s.metrics.BatchedOps.Add(int64(s.batch.Len()))
-	err := s.engine.Write(&s.batch)
-	s.metrics.WriteNanos.Add(int64(time.Since(start)))
-	s.batch.Reset()
-	if err != nil {
-		return fmt.Errorf("state: store %q: %w", s.name, err)
+	if err := s.metrics.writeBatch(s.name, s.engine, &s.batch); err != nil {
+		return err
 	}
 	for _, e := range s.pending {
 		e.unwritten, e.inEngine = false, !e.deleted
@@ -485,10 +494,8 @@ func (s *KV[K, V]) Commit(meta map[string][]byte) error {
 		s.reset()
 		return nil
 	}
-	if s.budget.used.Load() > s.budget.target() {
-		if excess := s.bytes - s.budget.fairShare(); excess > 0 {
-			return s.evict(0, excess)
-		}
+	if excess := s.budget.excess(s.bytes); excess > 0 {
+		return s.evict(0, excess)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"hash/maphash"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/kappa-streams/kappa/codec"
 )
@@ -211,7 +210,7 @@ func (r *Records[K, V]) maybeEvict() error {
 	case r.limit > 0 && r.count > r.limit:
 		return r.evict(r.count-r.limit+r.limit/10, 0)
 	case r.budget.over():
-		return r.evict(0, r.budget.used.Load()-r.budget.target())
+		return r.evict(0, r.budget.overTarget())
 	}
 	return nil
 }
@@ -269,19 +268,7 @@ func (r *Records[K, V]) dropHead(expired bool) int64 {
 }
 
 func (r *Records[K, V]) writeBatch() error {
-	if r.batch.Len() == 0 && len(r.batch.meta) == 0 {
-		return nil
-	}
-	start := time.Now()
-	r.metrics.Batches.Add(1)
-	r.metrics.BatchedOps.Add(int64(r.batch.Len()))
-	err := r.seg.Write(&r.batch)
-	r.metrics.WriteNanos.Add(int64(time.Since(start)))
-	r.batch.Reset()
-	if err != nil {
-		return fmt.Errorf("state: store %q: %w", r.name, err)
-	}
-	return nil
+	return r.metrics.writeBatch(r.name, r.seg, &r.batch)
 }
 
 // Get returns the record of key at time t with sequence number seq.
@@ -517,10 +504,8 @@ func (r *Records[K, V]) Commit(meta map[string][]byte) error {
 		}
 		return nil
 	}
-	if r.budget.used.Load() > r.budget.target() {
-		if excess := r.bytes - r.budget.fairShare(); excess > 0 {
-			return r.evict(0, excess)
-		}
+	if excess := r.budget.excess(r.bytes); excess > 0 {
+		return r.evict(0, excess)
 	}
 	return nil
 }
