@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -224,34 +223,17 @@ func TestRecordsFromMemory(t *testing.T) {
 // TestRecordOverhead checks recordOverhead against the heap growth of
 // records kept in memory.
 func TestRecordOverhead(t *testing.T) {
-	const n = 50000
 	seg, err := OpenSegmented(SegmentedOptions{Interval: 1 << 40, Retention: 1 << 50})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := NewRecords("r", seg, codec.String(), codec.Int64(), Options{Cache: NewCache(1 << 40)}, nil)
-	keys := make([]string, n)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("key-%012d", i)
-	}
-	// The batch is written at commit and not kept: measure the memory
-	// index alone by committing before and after.
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for i, k := range keys {
+	checkCharged(t, "recordOverhead", func(i int, k string) {
 		if err := r.Put(k, int64(i), 0, int64(i)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	r.batch = Batch{} // the engine's copy is not what is measured
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	heap := float64(after.HeapAlloc-before.HeapAlloc) / n
-	charged := float64(r.bytes) / n
-	t.Logf("heap growth %.0f B/record, charged %.0f B/record", heap, charged)
-	if charged < heap*2/3 || charged > heap*4/3 {
-		t.Fatalf("charged %.0f B per record, heap grew %.0f B per record: fix recordOverhead", charged, heap)
-	}
-	runtime.KeepAlive(r)
+	}, func() int64 {
+		r.batch = Batch{} // the batch goes at commit: measure the records in memory alone
+		return r.bytes
+	})
 }
