@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -77,6 +76,9 @@ func (t *Task) StoreEngine(name string) (state.Engine, *StoreSpec, error) {
 	sp := *ts.spec
 	if sp.Options.Cache == nil {
 		sp.Options.Cache = t.env.Cache
+	}
+	if sp.Options.OnForwardError == nil {
+		sp.Options.OnForwardError = t.forwardFailed(name)
 	}
 	return ts.engine, &sp, nil
 }
@@ -245,21 +247,13 @@ const restoreLogEvery = 5 * time.Second
 // FlushStores flushes every store's cache: changes are forwarded downstream
 // and logged. It is the first step of a commit. A change whose forwarding
 // fails (a downstream user function errs or panics) is handled by the
-// error policy like a failed record, located by its store and task, and
-// the flush goes on with the rest.
+// error policy like a failed record (see forwardFailed), and the flush
+// goes on with the rest; under FailFast the error stops it, and the
+// changes not flushed yet stay cached for the next flush.
 func (t *Task) FlushStores() error {
 	for _, name := range t.order {
-		s := t.stores[name].store
-		if s == nil {
-			continue
-		}
-		for range maxFlushFailures {
-			err := t.flushOne(s)
-			if err == nil {
-				break
-			}
-			at := &RawRecord{Topic: name, Partition: t.ID.Partition, Offset: -1, Timestamp: t.changelogTime()}
-			if err := t.fail(at, fmt.Errorf("store %q flush: %w", name, err)); err != nil {
+		if s := t.stores[name].store; s != nil {
+			if err := s.Flush(); err != nil {
 				return err
 			}
 		}
@@ -267,17 +261,19 @@ func (t *Task) FlushStores() error {
 	return nil
 }
 
-// maxFlushFailures bounds how many failed changes one flush reports before
-// giving up on a store until the next commit.
-const maxFlushFailures = 1 << 20
-
-func (t *Task) flushOne(s Store) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = &NodeError{Node: t.node, Err: &PanicError{Value: p, Stack: debug.Stack()}}
+// forwardFailed returns the OnForwardError handler of store name: a change
+// the store flushed whose forwarding failed goes to the dead-letter topic
+// with the store's encoded key and value, located by the store and the
+// task, or stops the task under FailFast. The store holds the change and
+// its changelog has it either way; only downstream missed it.
+func (t *Task) forwardFailed(name string) func(key, value []byte, err error) error {
+	return func(key, value []byte, err error) error {
+		if pe, ok := errors.AsType[*state.PanicError](err); ok {
+			err = &NodeError{Node: t.node, Err: &PanicError{Value: pe.Value, Stack: pe.Stack}}
 		}
-	}()
-	return s.Flush()
+		at := &RawRecord{Topic: name, Partition: t.ID.Partition, Offset: -1, Key: key, Value: value, Timestamp: t.changelogTime()}
+		return t.fail(at, fmt.Errorf("store %q flush: %w", name, err))
+	}
 }
 
 // CommitStores writes each store's flushed changes to its engine together

@@ -3,6 +3,7 @@ package state
 import (
 	"container/list"
 	"fmt"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -59,7 +60,26 @@ type Options struct {
 	// are still batched, and entries stay cached until their batch is
 	// written.
 	CacheSize int
+	// OnForwardError is called, on the goroutine that flushes, when
+	// forwarding a flushed change downstream fails: the forward function
+	// returned err or panicked (err is then a *PanicError). key and value
+	// are the change's encoded key and new value (nil for a delete). The
+	// change is already logged and batched for the engine either way, so
+	// the store holds it. Returning nil goes on with the next change (the
+	// failure was handled, for example dead-lettered); returning an error
+	// stops the flush and the changes not flushed yet stay dirty for the
+	// next one. nil returns err: the flush stops at the first failure.
+	OnForwardError func(key, value []byte, err error) error
 }
+
+// PanicError is a panic recovered from a store's forward function while
+// it flushed a change.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // Logger receives a store's changelog records: the encoded key, and the
 // encoded value or nil for a delete. It returns nothing; delivery errors
@@ -94,6 +114,7 @@ type KV[K, V any] struct {
 	vc      codec.Codec[V]
 	log     Logger
 	forward func(key K, c Change[V]) error
+	onErr   func(key, value []byte, err error) error
 	budget  *Cache
 	limit   int  // entry cap, 0 for none
 	dedupe  bool // updates wait in the cache for a flush
@@ -168,7 +189,7 @@ func NewKV[K, V any](name string, engine Engine, kc codec.Codec[K], vc codec.Cod
 	log Logger, forward func(key K, c Change[V]) error,
 ) *KV[K, V] {
 	s := &KV[K, V]{name: name, engine: engine, kc: kc, vc: vc, log: log, forward: forward,
-		budget: o.Cache, limit: max(o.CacheSize, 0), avgValue: 8,
+		onErr: o.OnForwardError, budget: o.Cache, limit: max(o.CacheSize, 0), avgValue: 8,
 		cache: make(map[string]*entry[K, V]), lru: list.New()}
 	if s.budget == nil {
 		s.budget = NewCache(DefaultCacheBytes)
@@ -321,7 +342,8 @@ func (s *KV[K, V]) write(key K, value V, del bool, ts time.Time) error {
 	s.index(e)
 	if !s.dedupe {
 		e.dirty = true
-		return s.flushEntries([]*entry[K, V]{e})
+		_, err := s.flushEntries([]*entry[K, V]{e})
+		return err
 	}
 	if !e.dirty {
 		e.dirty = true
@@ -384,7 +406,7 @@ func (s *KV[K, V]) evict(n int, want int64) error {
 		victims = append(victims, e)
 		freed += e.size
 	}
-	if err := s.flushEntries(victims); err != nil {
+	if _, err := s.flushEntries(victims); err != nil {
 		for _, e := range victims {
 			e.elem = s.lru.PushBack(e) // still cached: the task fails on err
 		}
@@ -411,23 +433,28 @@ func (s *KV[K, V]) drop(e *entry[K, V]) {
 	}
 }
 
-// flushEntries forwards, logs and batches the dirty entries among es.
-func (s *KV[K, V]) flushEntries(es []*entry[K, V]) error {
-	for _, e := range es {
+// flushEntries forwards, logs and batches the dirty entries among es. It
+// returns how many of es it went through: all of them, unless a failure
+// the store's OnForwardError did not handle stopped it, in which case the
+// entries from that count on are left as they were.
+func (s *KV[K, V]) flushEntries(es []*entry[K, V]) (int, error) {
+	for i, e := range es {
 		if !e.dirty {
 			continue
 		}
-		e.dirty = false // a failure below reports this entry once, not forever
-		s.metrics.Flushed.Add(1)
 		kb := []byte(e.kb)
 		var vb []byte
+		if !e.deleted {
+			var err error
+			if vb, err = s.vc.Encode(e.value); err != nil {
+				return i, fmt.Errorf("state: store %q: %w", s.name, err)
+			}
+		}
+		e.dirty = false
+		s.metrics.Flushed.Add(1)
 		if e.deleted {
 			s.batch.Delete(kb)
 		} else {
-			var err error
-			if vb, err = s.vc.Encode(e.value); err != nil {
-				return fmt.Errorf("state: store %q: %w", s.name, err)
-			}
 			s.batch.Put(kb, vb)
 			s.avgValue += (int64(len(vb)) - s.avgValue) / 16
 			s.charge(e, int64(len(kb)+len(vb))+entryOverhead)
@@ -439,15 +466,36 @@ func (s *KV[K, V]) flushEntries(es []*entry[K, V]) error {
 			s.pending = append(s.pending, e)
 		}
 		e.unwritten = true
+		var err error
 		if s.forward != nil {
 			c := Change[V]{New: e.value, Old: e.old, HasOld: e.hasOld, Deleted: e.deleted, Timestamp: e.ts}
-			if err := s.forward(e.key, c); err != nil {
-				return err
+			err = s.forwardChange(e.key, c)
+		}
+		// The store holds the new value whether or not downstream took
+		// it, so the next change of the key reports it as the old one.
+		e.old, e.hasOld = e.value, !e.deleted
+		if err != nil {
+			if s.onErr != nil {
+				err = s.onErr(kb, vb, err)
+			}
+			if err != nil {
+				return i + 1, err
 			}
 		}
-		e.old, e.hasOld = e.value, !e.deleted
 	}
-	return nil
+	return len(es), nil
+}
+
+// forwardChange calls the store's forward function, turning a panic into
+// a *PanicError so that one failing change does not abandon the flush of
+// the others half done.
+func (s *KV[K, V]) forwardChange(key K, c Change[V]) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return s.forward(key, c)
 }
 
 func (s *KV[K, V]) writeBatch() error {
@@ -470,11 +518,14 @@ func (s *KV[K, V]) writeBatch() error {
 
 // Flush forwards and logs every dirty entry, in the order they became
 // dirty. The engine write waits for Commit, so it can carry the changelog
-// offset the data corresponds to.
+// offset the data corresponds to. A forwarding failure that the store's
+// OnForwardError does not handle stops the flush; the entries not flushed
+// yet stay dirty, in order, for the next Flush.
 func (s *KV[K, V]) Flush() error {
-	err := s.flushEntries(s.dirty)
-	clear(s.dirty)
-	s.dirty = s.dirty[:0]
+	n, err := s.flushEntries(s.dirty)
+	rest := copy(s.dirty, s.dirty[n:])
+	clear(s.dirty[rest:])
+	s.dirty = s.dirty[:rest]
 	return err
 }
 

@@ -53,8 +53,15 @@ func StartTime(t time.Time) Opt { return func(c *cfg) { c.start = t } }
 
 // CacheBytes sets the record-cache budget shared by all the driver's
 // stores, overriding the default state.DefaultCacheBytes, as
-// kappa.CacheBytes does for an app. 0 turns caching off.
+// kappa.CacheBytes does for an app. 0 turns caching off. A budget of a few
+// bytes keeps caching on but evicts at almost every write, which is how
+// tests put a topology under cache pressure.
 func CacheBytes(n int64) Opt { return func(c *cfg) { c.cacheBytes = n } }
+
+// NoCache turns every store's record cache off, whatever the topology's
+// stream.CacheSize options say: each update is forwarded downstream and
+// logged as it happens. It is CacheBytes(0).
+func NoCache() Opt { return CacheBytes(0) }
 
 // Driver runs a topology in memory, deterministically and without a broker.
 // Records piped into an input are processed before Pipe returns, including
@@ -188,7 +195,9 @@ func (d *Driver) append(r *processor.RawRecord) {
 }
 
 // pipe appends an input record and processes it and everything it causes.
-func (d *Driver) pipe(r *processor.RawRecord) error {
+// The record goes to the partition of its key, as a Kafka producer would
+// put it, unless fixed is set: then to r.Partition.
+func (d *Driver) pipe(r *processor.RawRecord, fixed bool) error {
 	if d.err != nil {
 		return fmt.Errorf("streamtest: driver stopped by an earlier error: %w", d.err)
 	}
@@ -196,7 +205,7 @@ func (d *Driver) pipe(r *processor.RawRecord) error {
 		// A global table's topic: every instance reads it whole, so the
 		// row is there for every task at once.
 		n, _ := d.partitionCount(r.Topic)
-		if r.Key != nil {
+		if r.Key != nil && !fixed {
 			r.Partition = processor.KeyPartition(r.Key, n)
 		}
 		d.append(r)
@@ -207,7 +216,10 @@ func (d *Driver) pipe(r *processor.RawRecord) error {
 		return fmt.Errorf("streamtest: no source reads topic %q", r.Topic)
 	}
 	n, _ := d.partitionCount(r.Topic)
-	if r.Key != nil {
+	switch {
+	case fixed && (r.Partition < 0 || r.Partition >= n):
+		return fmt.Errorf("streamtest: topic %q has %d partitions, no partition %d", r.Topic, n, r.Partition)
+	case !fixed && r.Key != nil:
 		r.Partition = processor.KeyPartition(r.Key, n)
 	}
 	d.append(r)
@@ -492,17 +504,52 @@ func (in *Input[K, V]) PipeAt(key K, value V, ts time.Time) error {
 }
 
 // PipeRecord sends one record with its timestamp and headers. A zero
-// timestamp is replaced by the driver's current time.
+// timestamp is replaced by the driver's current time. A record with
+// Tombstone set is sent with a nil value (a delete for a table), whatever
+// its Value.
 func (in *Input[K, V]) PipeRecord(rec processor.Record[K, V]) error {
+	r, err := in.raw(rec)
+	if err != nil {
+		return err
+	}
+	return in.d.pipe(r, false)
+}
+
+// PipeTo sends one record, as PipeRecord does, into the given partition
+// of the topic instead of the one its key hashes to: the way a producer
+// with another partitioner, or a manual one, would write it. Records with
+// the same key in different partitions reach different tasks.
+func (in *Input[K, V]) PipeTo(partition int32, rec processor.Record[K, V]) error {
+	r, err := in.raw(rec)
+	if err != nil {
+		return err
+	}
+	r.Partition = partition
+	return in.d.pipe(r, true)
+}
+
+// Tombstone sends a delete of key: a record with a nil value.
+func (in *Input[K, V]) Tombstone(key K) error {
+	return in.PipeRecord(processor.Record[K, V]{Key: key, Tombstone: true})
+}
+
+// raw encodes rec for topic in.
+func (in *Input[K, V]) raw(rec processor.Record[K, V]) (*processor.RawRecord, error) {
 	kb, err := in.kc.Encode(rec.Key)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	vb, err := in.vc.Encode(rec.Value)
-	if err != nil {
-		return err
+	var vb []byte
+	if !rec.Tombstone {
+		if vb, err = in.vc.Encode(rec.Value); err != nil {
+			return nil, err
+		}
 	}
-	return in.PipeRaw(kb, vb, rec.Timestamp, rec.Headers...)
+	ts := rec.Timestamp
+	if ts.IsZero() {
+		ts = in.d.now
+	}
+	return &processor.RawRecord{Topic: in.topic, Key: kb, Value: vb, Timestamp: ts, Headers: rec.Headers}, nil
 }
 
 // PipeRaw sends bytes as they are, for example malformed values to test
@@ -511,7 +558,7 @@ func (in *Input[K, V]) PipeRaw(key, value []byte, ts time.Time, headers ...proce
 	if ts.IsZero() {
 		ts = in.d.now
 	}
-	return in.d.pipe(&processor.RawRecord{Topic: in.topic, Key: key, Value: value, Timestamp: ts, Headers: headers})
+	return in.d.pipe(&processor.RawRecord{Topic: in.topic, Key: key, Value: value, Timestamp: ts, Headers: headers}, false)
 }
 
 // OutputRecord is a record read from an output topic.
