@@ -207,6 +207,12 @@ func windowAggregate[K, V, VA any](ws WindowedStream[K, V], kind string, init fu
 				return wrap(name, err)
 			}
 			ts, st := rec.Timestamp.UnixMilli(), t.StreamTimeMillis()
+			// The windows this record's time closes are final already (it
+			// cannot enter them), and they must be read before its writes
+			// move the store's retention past them.
+			if err := op.emitClosed(st); err != nil {
+				return wrap(name, err)
+			}
 			ok, err := assign(rec, ts, st)
 			if err != nil {
 				return wrap(name, err)
@@ -473,6 +479,23 @@ func (op *windowOp[K, VA]) start() error {
 // advance emits the windows that stream time st has closed (EmitFinal),
 // then lets the store drop what is out of retention.
 func (op *windowOp[K, VA]) advance(st int64) error {
+	if err := op.emitClosed(st); err != nil {
+		return err
+	}
+	if op.extra != nil {
+		if err := op.extra.Advance(st); err != nil {
+			return err
+		}
+	}
+	return op.store.Advance(st)
+}
+
+// emitClosed emits, under EmitFinal, the pending windows that stream time
+// st has closed, in end order. A closed window is still in the store: its
+// retention (size + grace from its start) outlasts its close time (end +
+// grace) as long as nothing later than st has been written, which is why
+// a record's closed windows go out before the record is stored.
+func (op *windowOp[K, VA]) emitClosed(st int64) error {
 	if op.final {
 		for len(op.pending) > 0 && st >= op.closeTime(op.pending[0].win) {
 			p := heap.Pop(&op.pending).(pendingWindow[K])
@@ -493,12 +516,7 @@ func (op *windowOp[K, VA]) advance(st int64) error {
 			}
 		}
 	}
-	if op.extra != nil {
-		if err := op.extra.Advance(st); err != nil {
-			return err
-		}
-	}
-	return op.store.Advance(st)
+	return nil
 }
 
 // resultTime is the timestamp of a final result: the window's last
