@@ -141,10 +141,10 @@ func (h *nonMatchHeap[K]) Pop() any {
 }
 
 // emitAt is the stream time from which no record of the other side can
-// match a record at t: t + before + after + grace + 1.
+// match a record at t: t + before + after + grace + 1 (the same from
+// either side, see window.JoinWindows.CloseTime).
 func (j *ssJoin[K, VL, VR, VO]) emitAt(t int64) int64 {
-	w := j.w
-	return satAdd(satAdd(satAdd(satAdd(t, w.Before().Milliseconds()), w.After().Milliseconds()), w.GracePeriod().Milliseconds()), 1)
+	return j.w.CloseTime(j.w.WindowFor(t))
 }
 
 func (j *ssJoin[K, VL, VR, VO]) track(right bool, key K, t, seq int64) {
@@ -398,6 +398,15 @@ func sideRecord[K, V, VOther, VL, VR, VO any](j *ssJoin[K, VL, VR, VO], node str
 			}
 		}
 	}
+	if st >= j.emitAt(t) {
+		// Its window closed before it came (a negative bound makes that
+		// possible without it being late): nothing can match it later, so
+		// it is not kept, and its non-match, if any, is final now.
+		if len(ms) > 0 || (right && !j.rightNM) || (!right && !j.leftNM) {
+			return nil
+		}
+		return j.out.forward(Record[K, VO]{Key: rec.Key, Value: nonMatchOf(j, rec.Key, rec.Value, right), Timestamp: rec.Timestamp, Headers: rec.Headers})
+	}
 	seq := j.task.RecordMetadata().Offset
 	if err := mine.Put(rec.Key, t, seq, joined[V]{v: rec.Value, matched: len(ms) > 0}); err != nil {
 		return err
@@ -406,4 +415,16 @@ func sideRecord[K, V, VOther, VL, VR, VO any](j *ssJoin[K, VL, VR, VO], node str
 		j.track(right, rec.Key, t, seq)
 	}
 	return nil
+}
+
+// nonMatchOf returns the joiner's result for a record of one side that
+// matched nothing. v is a VL when right is false and a VR when it is
+// true.
+func nonMatchOf[K, V, VL, VR, VO any](j *ssJoin[K, VL, VR, VO], key K, v V, right bool) VO {
+	var zl VL
+	var zr VR
+	if right {
+		return j.joiner(key, zl, false, any(v).(VR), true)
+	}
+	return j.joiner(key, any(v).(VL), true, zr, false)
 }

@@ -83,17 +83,29 @@ func (w JoinWindows) Reverse() JoinWindows {
 	return w
 }
 
-// CloseTime is the stream time at which the join window win closes:
-// win.End + grace + 1 (saturating at math.MaxInt64).
+// CloseTime is the stream time at which the join window win of a record
+// closes: win.End + before + grace + 1 (saturating at math.MaxInt64), which
+// for the window of a record at t is t + before + after + grace + 1.
+//
+// From then on every other-side record that falls in win is late: such a
+// record at u ≤ win.End is itself late once stream time passes u + before
+// + grace, since the join seen from its side (see Reverse) has "after" =
+// before. So a left or outer join emits a record's non-match at
+// CloseTime, and a non-match is never followed by a match of the same
+// record. Kafka Streams emits non-matches earlier, once stream time passes
+// t + after + grace, and a record of the other side that is still on time
+// by its own bound can then match a record whose non-match is out; Kappa
+// waits the "before" bound longer so that cannot happen. With a negative
+// before, a record may arrive on time with its window already closed: its
+// non-match, if it finds no match among the records kept, is emitted at
+// once.
 func (w JoinWindows) CloseTime(win Window) int64 {
-	return add(add(win.End, 1), ms(w.grace))
+	return add(add(add(win.End, ms(w.before)), ms(w.grace)), 1)
 }
 
 // Closed reports whether the join window win of a record (see WindowFor) is
-// closed at streamTime: streamTime > win.End + grace. From then on, every
-// other-side record that could fall in win is more than grace behind stream
-// time, so a left or outer join can emit the record's non-match; Kafka
-// Streams emits non-matches at the same stream time.
+// closed at streamTime: streamTime ≥ CloseTime(win), from which no record
+// of the other side can still match the record.
 func (w JoinWindows) Closed(win Window, streamTime int64) bool {
 	return streamTime >= w.CloseTime(win)
 }
