@@ -301,6 +301,30 @@ func (s *KV[K, V]) Get(key K) (V, bool, error) {
 	return v, true, s.maybeEvict()
 }
 
+// Forwarded returns key's value as the store last forwarded it
+// downstream: what a table's readers have been told, which lags the
+// current value (Get) by the changes still in the cache. A table-table
+// join reads the other side this way, so that the joined rows it emits
+// follow one consistent history even when both sides changed a key
+// between two flushes. A store that forwards nothing returns the current
+// value.
+func (s *KV[K, V]) Forwarded(key K) (V, bool, error) {
+	if s.forward == nil {
+		return s.Get(key)
+	}
+	var zero V
+	kb, err := s.encodeKey(key)
+	if err != nil {
+		return zero, false, err
+	}
+	e, err := s.lookup(key, kb)
+	if err != nil || !e.hasOld {
+		return zero, false, err
+	}
+	v := e.old
+	return v, true, s.maybeEvict()
+}
+
 // Put implements KeyValue.
 func (s *KV[K, V]) Put(key K, value V) error { return s.write(key, value, false, time.Time{}) }
 

@@ -199,6 +199,12 @@ func tableTableJoin[K, VL, VR, VO any](l Table[K, VL], r Table[K, VR], kind stri
 	return t
 }
 
+// forwardedRows reads a table's rows as last forwarded downstream
+// (state.KV.Forwarded).
+type forwardedRows[K, V any] interface {
+	Forwarded(key K) (V, bool, error)
+}
+
 // joinSide adds the node that turns the changes of table t into changes of
 // the joined row, reading the other side's rows from store other.
 func joinSide[K, V, VOther, VO any](b *Builder, name string, t Table[K, V], other string, join func(k K, v V, ok bool, ov VOther, ook bool) (VO, bool)) *processor.Node {
@@ -207,15 +213,26 @@ func joinSide[K, V, VOther, VO any](b *Builder, name string, t Table[K, V], othe
 		if err != nil {
 			return nil, err
 		}
-		var rows state.KeyValue[K, VOther]
+		var rows forwardedRows[K, VOther]
 		return receive[K, Change[V]](func(rec Record[K, Change[V]]) error {
 			task.Enter(name)
 			if rows == nil {
-				if rows, err = tableStore[K, VOther](task, other); err != nil {
+				kv, err := tableStore[K, VOther](task, other)
+				if err != nil {
 					return wrap(name, err)
 				}
+				if rows, _ = kv.(forwardedRows[K, VOther]); rows == nil {
+					return wrap(name, fmt.Errorf("table store %q is %T, which cannot tell the rows it forwarded", other, kv))
+				}
 			}
-			ov, ook, err := rows.Get(rec.Key)
+			// The other side's row as it last forwarded it, not its
+			// current one: a change of it still in its cache reaches this
+			// join when that side flushes, and is joined with this side's
+			// row then. Reading the current row instead would compute the
+			// old joined row from a row that had not been joined yet, and
+			// miss the delete when both sides delete a key between
+			// flushes.
+			ov, ook, err := rows.Forwarded(rec.Key)
 			if err != nil {
 				return wrap(name, err)
 			}
