@@ -359,6 +359,32 @@ func (t *Task) run(src RawReceiver, r *RawRecord) (err error) {
 	return src.ReceiveRaw(r)
 }
 
+// ForwardFailed handles the failure err of forwarding a result that is
+// not part of the record being processed: a final window result, a join's
+// non-match, a change flushed from a store's cache. Such a result was
+// caused by earlier records, so failing the current record for it would
+// blame (and dead-letter) the wrong one. Under DeadLetter the result goes
+// to the dead-letter topic, with its encoded key and value and headers
+// naming from (the store or node that emitted it) and the error, is
+// counted, and ForwardFailed returns nil; under FailFast it returns the
+// error, which stops the task. Call it from the task's goroutine.
+func (t *Task) ForwardFailed(from string, key, value []byte, err error) error {
+	at := &RawRecord{Topic: from, Partition: t.ID.Partition, Offset: -1, Key: key, Value: value, Timestamp: t.changelogTime()}
+	return t.fail(at, fmt.Errorf("forward from %q: %w", from, err))
+}
+
+// Guard runs fn, which forwards a result downstream, and turns a panic of
+// the user code it reaches into an error naming the node, as Process does
+// for records. Pair it with ForwardFailed.
+func (t *Task) Guard(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &NodeError{Node: t.node, Err: &PanicError{Value: p, Stack: debug.Stack()}}
+		}
+	}()
+	return fn()
+}
+
 func (t *Task) fail(r *RawRecord, err error) error {
 	re := &RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 	var ne *NodeError

@@ -271,8 +271,7 @@ func (t *Task) forwardFailed(name string) func(key, value []byte, err error) err
 		if pe, ok := errors.AsType[*state.PanicError](err); ok {
 			err = &NodeError{Node: t.node, Err: &PanicError{Value: pe.Value, Stack: pe.Stack}}
 		}
-		at := &RawRecord{Topic: name, Partition: t.ID.Partition, Offset: -1, Key: key, Value: value, Timestamp: t.changelogTime()}
-		return t.fail(at, fmt.Errorf("store %q flush: %w", name, err))
+		return t.ForwardFailed(name, key, value, err)
 	}
 }
 

@@ -107,21 +107,42 @@ func TestStreamAggregationsAgainstBruteForce(t *testing.T) {
 			wantMax[k] = e.p.Amount
 		}
 	}
-	for _, tc := range []struct {
+	wantChecked := map[string]int64{}
+	for k, n := range wantCount {
+		if !failing(k) {
+			wantChecked[k] = n
+		}
+	}
+	type tcase struct {
 		name        string
 		cache       []stream.Option
 		commitEvery int // 0: the driver commits after each record
-	}{
-		{"cache=0", []stream.Option{stream.CacheSize(0)}, 0},
-		{"cache=0/commit=1000", []stream.Option{stream.CacheSize(0)}, 1000},
-		{"cache=50/commit=777", []stream.Option{stream.CacheSize(50)}, 777},
-		{"cache=default/commit=5000", nil, 5000},
-	} {
+		press       *pressure
+	}
+	cases := []tcase{
+		{"cache=0", []stream.Option{stream.CacheSize(0)}, 0, nil},
+		{"cache=0/commit=1000", []stream.Option{stream.CacheSize(0)}, 1000, nil},
+		{"cache=50/commit=777", []stream.Option{stream.CacheSize(50)}, 777, nil},
+		{"cache=default/commit=5000", nil, 5000, nil},
+	}
+	for i := range pressures {
+		cases = append(cases, tcase{name: "pressure=" + pressures[i].name, press: &pressures[i]})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			b := stream.NewBuilder()
 			in := stream.From(b, "purchases", codec.String(), codec.JSON[purchase]())
 			byItem := stream.GroupBy(in, func(_ string, p purchase) string { return p.Item }, stream.Named("by-item"))
-			byItem.Count(append([]stream.Option{stream.Materialized("counts")}, tc.cache...)...).ToStream().To("counts-out")
+			counts := byItem.Count(append([]stream.Option{stream.Materialized("counts")}, tc.cache...)...)
+			counts.ToStream().To("counts-out")
+			// A downstream function that fails on some keys: their updates
+			// go to the dead-letter topic, and no other key's are lost.
+			stream.MapValuesErr(counts.ToStream(), func(k string, n int64) (int64, error) {
+				if failing(k) {
+					return 0, fmt.Errorf("key %s refused", k)
+				}
+				return n, nil
+			}).To("counts-checked")
 			stream.Aggregate(byItem, func() int64 { return 0 }, func(_ string, p purchase, sum int64) int64 { return sum + p.Amount },
 				append([]stream.Option{stream.Materialized("sums")}, tc.cache...)...).ToStream().To("sums-out")
 			// Map changes the key, so GroupByKey repartitions on its own.
@@ -136,9 +157,16 @@ func TestStreamAggregationsAgainstBruteForce(t *testing.T) {
 			if tc.commitEvery > 0 {
 				opts = append(opts, streamtest.ManualCommit())
 			}
+			if tc.press != nil {
+				opts = append(opts, tc.press.opts...)
+			}
 			d, err := streamtest.New(topo, opts...)
 			if err != nil {
 				t.Fatal(err)
+			}
+			var run *pressured
+			if tc.press != nil {
+				run = tc.press.drive(t, d, len(evs), 1)
 			}
 			pin := streamtest.NewInput(d, "purchases", codec.String(), codec.JSON[purchase]())
 			for i, e := range evs {
@@ -154,18 +182,25 @@ func TestStreamAggregationsAgainstBruteForce(t *testing.T) {
 				if tc.commitEvery > 0 && i%tc.commitEvery == 0 {
 					d.Commit()
 				}
+				if run != nil {
+					run.after(i)
+				}
 			}
 			if err := d.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			if dl := d.DeadLetters(); len(dl) > 0 {
-				t.Fatalf("dead letters: %+v", dl[0])
+			refused := checkDeadLetters(t, d, func(b []byte) (string, bool) { return string(b), true })
+			for k := range wantCount {
+				if failing(k) && !refused[k] {
+					t.Fatalf("key %s was refused downstream but is not in the dead-letter topic", k)
+				}
 			}
 			diff(t, "counts store", storeMap[int64](t, d, "counts"), wantCount)
 			diff(t, "sums store", storeMap[int64](t, d, "sums"), wantSum)
 			diff(t, "maxes store", storeMap[int64](t, d, "maxes"), wantMax)
 			diff(t, "counts output", latest(streamtest.NewOutput(d, "counts-out", codec.String(), codec.Int64()).ReadAll()), wantCount)
 			diff(t, "sums output", latest(streamtest.NewOutput(d, "sums-out", codec.String(), codec.Int64()).ReadAll()), wantSum)
+			diff(t, "counts output after a failing function", latest(streamtest.NewOutput(d, "counts-checked", codec.String(), codec.Int64()).ReadAll()), wantChecked)
 			if d.Partitions("<app>-by-item-repartition") != 0 {
 				t.Fatal("unresolved internal topic name")
 			}

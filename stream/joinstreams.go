@@ -79,7 +79,10 @@ func joinedCodec[V any](vc codec.Codec[V]) codec.Codec[joined[V]] {
 // of its two sides.
 type ssJoin[K, VL, VR, VO any] struct {
 	task    *processor.Task
+	name    string
 	w       window.JoinWindows
+	lvc     codec.Codec[VL]
+	rvc     codec.Codec[VR]
 	left    *state.Records[K, joined[VL]]
 	right   *state.Records[K, joined[VR]]
 	kc      codec.Codec[K]
@@ -191,7 +194,8 @@ func (j *ssJoin[K, VL, VR, VO]) start() error {
 func (j *ssJoin[K, VL, VR, VO]) advance(st int64) error {
 	for len(j.pending) > 0 && st >= j.pending[0].at {
 		nm := heap.Pop(&j.pending).(nonMatch[K])
-		var v VO
+		var emit func() error
+		var vb []byte // the record's value, for the dead-letter topic
 		if nm.right {
 			rv, ok, err := j.right.Get(nm.key, nm.t, nm.seq)
 			if err != nil {
@@ -200,8 +204,11 @@ func (j *ssJoin[K, VL, VR, VO]) advance(st int64) error {
 			if !ok || rv.matched {
 				continue
 			}
-			var zero VL
-			v = j.joiner(nm.key, zero, false, rv.v, true)
+			emit = func() error {
+				var zero VL
+				return j.out.forward(Record[K, VO]{Key: nm.key, Value: j.joiner(nm.key, zero, false, rv.v, true), Timestamp: time.UnixMilli(nm.t)})
+			}
+			vb, _ = j.rvc.Encode(rv.v)
 		} else {
 			lv, ok, err := j.left.Get(nm.key, nm.t, nm.seq)
 			if err != nil {
@@ -210,11 +217,18 @@ func (j *ssJoin[K, VL, VR, VO]) advance(st int64) error {
 			if !ok || lv.matched {
 				continue
 			}
-			var zero VR
-			v = j.joiner(nm.key, lv.v, true, zero, false)
+			emit = func() error {
+				var zero VR
+				return j.out.forward(Record[K, VO]{Key: nm.key, Value: j.joiner(nm.key, lv.v, true, zero, false), Timestamp: time.UnixMilli(nm.t)})
+			}
+			vb, _ = j.lvc.Encode(lv.v)
 		}
-		if err := j.out.forward(Record[K, VO]{Key: nm.key, Value: v, Timestamp: time.UnixMilli(nm.t)}); err != nil {
-			return err
+		// The non-match belongs to an earlier record, not to the one whose
+		// time made it final: a failure of it is dead-lettered on its own.
+		if err := j.task.Guard(emit); err != nil {
+			if err := j.task.ForwardFailed(j.name, []byte(nm.kb), vb, err); err != nil {
+				return err
+			}
 		}
 	}
 	if err := j.left.Advance(st); err != nil {
@@ -276,7 +290,7 @@ func streamStreamJoin[K, VL, VR, VO any](l Stream[K, VL], r Stream[K, VR], w win
 		if err != nil {
 			return nil, err
 		}
-		j := &ssJoin[K, VL, VR, VO]{task: task, w: w, kc: kc, joiner: joiner, out: out, leftNM: leftNM, rightNM: rightNM,
+		j := &ssJoin[K, VL, VR, VO]{task: task, name: name, w: w, kc: kc, lvc: lvc, rvc: rvc, joiner: joiner, out: out, leftNM: leftNM, rightNM: rightNM,
 			left:  state.NewRecords(ls.Name, leng, kc, joinedCodec(lvc), ls.Options, task.Changelog(ls.Name)),
 			right: state.NewRecords(rs.Name, reng, kc, joinedCodec(rvc), rs.Options, task.Changelog(rs.Name)),
 		}

@@ -175,7 +175,7 @@ func windowAggregate[K, V, VA any](ws WindowedStream[K, V], kind string, init fu
 		if err := t.RegisterStore(spec.Name, store); err != nil {
 			return nil, err
 		}
-		op := &windowOp[K, VA]{t: t, name: name, store: store, closeTime: w.CloseTime, kc: kc, final: final, out: out}
+		op := &windowOp[K, VA]{t: t, name: name, store: store, closeTime: w.CloseTime, kc: kc, vc: vac, final: final, out: out}
 		if _, ok := w.(window.TimeWindows); !ok {
 			op.inclusive = true // sliding and session windows include their end
 		}
@@ -419,6 +419,7 @@ type windowOp[K, VA any] struct {
 	store     *state.Windows[K, VA]
 	closeTime func(window.Window) int64
 	kc        codec.Codec[K]
+	vc        codec.Codec[VA]
 	final     bool
 	inclusive bool // windows include their end: results carry End, not End-1
 	out       fanout[window.Windowed[K], Change[VA]]
@@ -506,13 +507,20 @@ func (op *windowOp[K, VA]) emitClosed(st int64) error {
 			if !ok {
 				continue
 			}
-			err = op.out.forward(Record[window.Windowed[K], Change[VA]]{
+			rec := Record[window.Windowed[K], Change[VA]]{
 				Key:       window.Windowed[K]{Key: p.key, Window: p.win},
 				Value:     Change[VA]{New: v},
 				Timestamp: time.UnixMilli(op.resultTime(p.win)),
-			})
-			if err != nil {
-				return err
+			}
+			if err := op.t.Guard(func() error { return op.out.forward(rec) }); err != nil {
+				// The result belongs to the window, not to the record
+				// that closed it: it is dead-lettered on its own and the
+				// record goes on.
+				vb, _ := op.vc.Encode(v)
+				kb := state.AppendWindowKey(nil, []byte(p.kb), p.win.Start, p.win.End)
+				if err := op.t.ForwardFailed(op.name, kb, vb, err); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -2,12 +2,15 @@ package stream_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/state"
 	"github.com/kappa-streams/kappa/stream"
 	"github.com/kappa-streams/kappa/streamtest"
 	"github.com/kappa-streams/kappa/window"
@@ -241,8 +244,23 @@ func TestWindowedCountAgainstOracle(t *testing.T) {
 		}
 		_, timeWindows := w.(window.TimeWindows)
 		for _, final := range []bool{false, true} {
-			for _, cache := range []int{0, -1} { // -1: the default cache
-				t.Run(fmt.Sprintf("%s/final=%v/cache=%d", def.name, final, cache), func(t *testing.T) {
+			// cache is 0 (none), -1 (the default) or -2 (the default
+			// budget, under one of the pressures).
+			type mode struct {
+				cache int
+				press *pressure
+			}
+			modes := []mode{{0, nil}, {-1, nil}}
+			for i := range pressures[1:] {
+				modes = append(modes, mode{-2, &pressures[1+i]})
+			}
+			for _, m := range modes {
+				cache := m.cache
+				name := fmt.Sprintf("%s/final=%v/cache=%d", def.name, final, cache)
+				if m.press != nil {
+					name = fmt.Sprintf("%s/final=%v/pressure=%s", def.name, final, m.press.name)
+				}
+				t.Run(name, func(t *testing.T) {
 					b := stream.NewBuilder()
 					opts := []stream.Option{stream.Materialized("counts")}
 					if cache >= 0 {
@@ -252,21 +270,41 @@ func TestWindowedCountAgainstOracle(t *testing.T) {
 						opts = append(opts, stream.EmitFinal())
 					}
 					in := stream.From(b, "in", codec.String(), codec.String())
-					stream.WindowedBy(in.GroupByKey(), w).Count(opts...).ToStream().To("out")
+					counts := stream.WindowedBy(in.GroupByKey(), w).Count(opts...)
+					counts.ToStream().To("out")
+					// A downstream function that fails on some keys: their
+					// results go to the dead-letter topic, no other's.
+					stream.MapValuesErr(counts.ToStream(), func(k window.Windowed[string], n int64) (int64, error) {
+						if failing(k.Key) {
+							return 0, fmt.Errorf("key %s refused", k.Key)
+						}
+						return n, nil
+					}).To("checked")
 					topo, err := b.Build()
 					if err != nil {
 						t.Fatal(err)
 					}
-					d, err := streamtest.New(topo)
+					var dopts []streamtest.Opt
+					if m.press != nil {
+						dopts = m.press.opts
+					}
+					d, err := streamtest.New(topo, dopts...)
 					if err != nil {
 						t.Fatal(err)
 					}
 					defer d.Close()
 					pipe := streamtest.NewInput(d, "in", codec.String(), codec.String())
-					var lateBefore int64
+					run := pressure{restarts: 0}.drive(t, d, len(recs), 0)
+					if m.press != nil {
+						run = m.press.drive(t, d, len(recs), 42)
+					}
 					for i, r := range recs {
 						if err := pipe.PipeAt(r.key, "v", time.UnixMilli(r.ts)); err != nil {
 							t.Fatal(err)
+						}
+						if m.press != nil {
+							run.after(i)
+							continue
 						}
 						if i%1000 == 999 {
 							if err := d.Commit(); err != nil {
@@ -278,20 +316,10 @@ func TestWindowedCountAgainstOracle(t *testing.T) {
 							// store restores from its changelog and stream
 							// time from the commit; nothing is lost or
 							// emitted twice.
-							if err := d.Commit(); err != nil {
-								t.Fatal(err)
-							}
-							for _, st := range d.TaskStatus() {
-								lateBefore += st.Late // counters start over with the task
-							}
-							if err := d.CloseTasks(); err != nil {
-								t.Fatal(err)
-							}
+							run.restart()
 						}
 					}
-					if err := d.Commit(); err != nil {
-						t.Fatal(err)
-					}
+					run.finish()
 
 					// The store holds exactly the oracle's counts of live windows.
 					entries, err := streamtest.ReadWindowStore[string, int64](d, "counts")
@@ -364,12 +392,41 @@ func TestWindowedCountAgainstOracle(t *testing.T) {
 							}
 						}
 					}
-					late := lateBefore
-					for _, st := range d.TaskStatus() {
-						late += st.Late
-					}
-					if late != int64(wantLate) {
+					if late := run.lateCount(); late != int64(wantLate) {
 						t.Fatalf("%d late records counted, oracle %d", late, wantLate)
+					}
+					// The failing function's output: the same results as
+					// out, less the refused keys', which are dead letters.
+					refused := checkDeadLetters(t, d, func(b []byte) (string, bool) {
+						k, _, _, ok := state.ParseWindowKey(b)
+						return string(k), ok
+					})
+					wantChecked := map[winKey][]int64{}
+					for wk, vs := range emitted {
+						if !failing(wk.key) {
+							wantChecked[wk] = vs
+							continue
+						}
+						if !refused[wk.key] {
+							t.Fatalf("window %v was refused downstream but its key is not in the dead-letter topic", wk)
+						}
+						// Tombstones (merged-away sessions) pass a mapper
+						// without calling it.
+						if del := slices.DeleteFunc(slices.Clone(vs), func(v int64) bool { return v != -1 }); len(del) > 0 {
+							wantChecked[wk] = del
+						}
+					}
+					gotChecked := map[winKey][]int64{}
+					for _, r := range streamtest.NewOutput(d, "checked", codec.Windowed(codec.String()), codec.Int64()).ReadAll() {
+						v := r.Value
+						if r.Tombstone {
+							v = -1
+						}
+						wk := winKey{r.Key.Key, r.Key.Window.Start, r.Key.Window.End}
+						gotChecked[wk] = append(gotChecked[wk], v)
+					}
+					if !maps.EqualFunc(gotChecked, wantChecked, slices.Equal) {
+						t.Fatalf("the failing function's output has %d windows, want %d", len(gotChecked), len(wantChecked))
 					}
 				})
 			}
