@@ -166,7 +166,13 @@ type trial struct {
 	// the output being complete.
 	Drained bool
 	Tail    time.Duration
-	Err     error
+	// Results is, for a drained trial, the number of records the
+	// contender wrote to its output topic: the sum of the output's end
+	// offsets once it has returned. ResultRate is Results / (t1 - t0),
+	// over the time its Throughput is measured by.
+	Results    int64
+	ResultRate float64
+	Err        error
 }
 
 // harness holds the broker and the clients that measure and check.
@@ -499,6 +505,10 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 	}
 	// The contender has returned: it writes nothing more.
 	poll()
+	written, err := h.endOffsets(ctx, j.Out, j.Partitions)
+	if err != nil {
+		return trial{}, fmt.Errorf("counting the output records: %w", err)
+	}
 	if n = j.Progress.processed(); n > exp.Inputs {
 		return trial{}, fmt.Errorf("processed %d input records, more than the %d there are", n, exp.Inputs)
 	}
@@ -544,6 +554,8 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 		Startup:    t0.Sub(start),
 		Drained:    true,
 		Tail:       max(0, t1.Sub(drained)),
+		Results:    written,
+		ResultRate: float64(written) / t1.Sub(t0).Seconds(),
 	}, nil
 }
 
@@ -880,6 +892,7 @@ type summary struct {
 	throughput float64 // median of the successful runs
 	wall       time.Duration
 	notes      string
+	good       []trial // the successful runs, in order
 }
 
 // summarise makes a contender's line from its trials; startLabel names
@@ -907,6 +920,7 @@ func summarise(c contender, trials []trial, startLabel string) summary {
 		return s
 	}
 	s.ok = true
+	s.good = good
 	s.throughput = median(good, func(t trial) float64 { return t.Throughput })
 	s.wall = time.Duration(median(good, func(t trial) float64 { return float64(t.Wall) }))
 	startup := time.Duration(median(good, func(t trial) float64 { return float64(t.Startup) }))
@@ -960,6 +974,14 @@ func printTable(w io.Writer, title, workload string, sums []summary, ratios [][2
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", s.c.name, groupDigits(s.throughput),
 			s.wall.Round(time.Millisecond), escapeCell(s.notes))
 	}
+	line := appendRatios("RESULT "+workload, sums, ratios, "", func(s summary) float64 { return s.throughput })
+	fmt.Fprintf(w, "\n%s\n", line)
+}
+
+// appendRatios appends to line an entry " a/b<suffix>=<ratio>" for each
+// pair of contender keys in ratios, the ratio of their rates by rate, as
+// printTable describes.
+func appendRatios(line string, sums []summary, ratios [][2]string, suffix string, rate func(summary) float64) string {
 	byKey := func(k string) (summary, bool) {
 		i := slices.IndexFunc(sums, func(s summary) bool { return s.c.key == k })
 		if i < 0 {
@@ -967,24 +989,23 @@ func printTable(w io.Writer, title, workload string, sums []summary, ratios [][2
 		}
 		return sums[i], true
 	}
-	line := "RESULT " + workload
 	for _, r := range ratios {
 		num, ok1 := byKey(r[0])
 		den, ok2 := byKey(r[1])
-		if !ok1 || !ok2 || !den.ok {
+		if !ok1 || !ok2 || !den.ok || rate(den) <= 0 {
 			continue
 		}
 		v := 0.0
 		if num.ok {
-			v = num.throughput / den.throughput
+			v = rate(num) / rate(den)
 		}
-		format := " %s/%s=%.2f"
+		format := " %s/%s%s=%.2f"
 		if v > 0 && v < 0.01 {
-			format = " %s/%s=%.2g" // two digits, so that it does not read as a failure (0.00)
+			format = " %s/%s%s=%.2g" // two digits, so that it does not read as a failure (0.00)
 		}
-		line += fmt.Sprintf(format, r[0], r[1], v)
+		line += fmt.Sprintf(format, r[0], r[1], suffix, v)
 	}
-	fmt.Fprintf(w, "\n%s\n", line)
+	return line
 }
 
 func escapeCell(s string) string {
