@@ -321,8 +321,12 @@ func (s *KV[K, V]) Forwarded(key K) (V, bool, error) {
 	if err != nil || !e.hasOld {
 		return zero, false, err
 	}
-	v := e.old
-	return v, true, s.maybeEvict()
+	// No eviction here, unlike Get: the join calls Forwarded while the
+	// other side is in the middle of forwarding a change, and an eviction
+	// would forward this store's changes through the join re-entrantly,
+	// joined with a row that is about to be replaced. The next write
+	// evicts instead.
+	return e.old, true, nil
 }
 
 // Put implements KeyValue.

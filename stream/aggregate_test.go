@@ -256,9 +256,28 @@ func TestTableAggregationWithSubtractor(t *testing.T) {
 	wantTable := map[string]profile{}
 	maps.Copy(wantTable, final)
 
+	type mode struct {
+		cache   int
+		restart bool
+		press   *pressure
+	}
+	var modes []mode
 	for _, cache := range []int{0, 3, -1} {
 		for _, restart := range []bool{false, true} {
-			t.Run(fmt.Sprintf("cache=%d/restart=%v", cache, restart), func(t *testing.T) {
+			modes = append(modes, mode{cache, restart, nil})
+		}
+	}
+	for i := range pressures[1:] {
+		modes = append(modes, mode{-1, false, &pressures[1+i]})
+	}
+	for _, m := range modes {
+		cache, restart := m.cache, m.restart
+		{
+			name := fmt.Sprintf("cache=%d/restart=%v", cache, restart)
+			if m.press != nil {
+				name = "pressure=" + m.press.name
+			}
+			t.Run(name, func(t *testing.T) {
 				var copts []stream.Option
 				if cache >= 0 {
 					copts = append(copts, stream.CacheSize(cache))
@@ -277,12 +296,29 @@ func TestTableAggregationWithSubtractor(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				d, err := streamtest.New(topo, streamtest.Partitions("profiles", 3), streamtest.ManualCommit())
+				dopts := []streamtest.Opt{streamtest.Partitions("profiles", 3), streamtest.ManualCommit()}
+				var run *pressured
+				if m.press != nil {
+					dopts = append(dopts, m.press.opts...)
+				}
+				d, err := streamtest.New(topo, dopts...)
 				if err != nil {
 					t.Fatal(err)
 				}
+				if m.press != nil {
+					run = m.press.drive(t, d, len(upds), 5)
+				}
 				in := streamtest.NewInput(d, "profiles", codec.String(), codec.JSON[profile]())
 				for i, u := range upds {
+					if run != nil {
+						if i > 0 {
+							run.after(i - 1)
+						}
+						if err := pipeProfile(in, u.user, u.p, u.del); err != nil {
+							t.Fatal(err)
+						}
+						continue
+					}
 					var err error
 					if u.del {
 						err = in.PipeRaw([]byte(u.user), nil, time.Time{})
@@ -319,6 +355,13 @@ func TestTableAggregationWithSubtractor(t *testing.T) {
 			})
 		}
 	}
+}
+
+func pipeProfile(in *streamtest.Input[string, profile], user string, p profile, del bool) error {
+	if del {
+		return in.Tombstone(user)
+	}
+	return in.Pipe(user, p)
 }
 
 func TestToTableAndTombstones(t *testing.T) {

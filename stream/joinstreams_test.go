@@ -119,7 +119,20 @@ func oracleStreamJoin(evs []joinEvent, w window.JoinWindows, leftNM, rightNM boo
 			}
 			out = append(out, fmt.Sprintf("%s=%s&%s@%d", e.key, l, r, max(e.ts, m.ts)))
 		}
-		store = append(store, &kept{joinEvent: e, seq: seq, matched: len(matches) > 0})
+		k := &kept{joinEvent: e, seq: seq, matched: len(matches) > 0}
+		if emitAt(k) <= st {
+			// Its window closed before it came (a negative bound): no
+			// record can match it later, and its non-match is final now.
+			if !k.matched && ((k.right && rightNM) || (!k.right && leftNM)) {
+				if k.right {
+					out = append(out, fmt.Sprintf("%s=none&%s@%d", k.key, k.value, k.ts))
+				} else {
+					out = append(out, fmt.Sprintf("%s=%s&none@%d", k.key, k.value, k.ts))
+				}
+			}
+			continue
+		}
+		store = append(store, k)
 	}
 	return out, late
 }
@@ -132,101 +145,115 @@ func oracleStreamJoin(evs []joinEvent, w window.JoinWindows, leftNM, rightNM boo
 // with the default budget, fetches are served from memory; with a small
 // one, from memory and LevelDB; with none, from LevelDB after each commit.
 func TestJoinStreamsAgainstOracle(t *testing.T) {
-	w := window.JoinWindowsOf(3*time.Second, time.Second).Grace(2 * time.Second)
 	evs := ssEvents(8, 10_000, 100)
-	for _, kind := range []string{"inner", "left", "outer"} {
-		leftNM, rightNM := kind != "inner", kind == "outer"
-		want, wantLate := oracleStreamJoin(evs, w, leftNM, rightNM)
-		for _, cache := range []int64{-1, 16 << 10, 0} {
-			name := kind
-			var opts []streamtest.Opt
-			if cache >= 0 {
-				name = fmt.Sprintf("%s/cache=%d", kind, cache)
-				opts = append(opts, streamtest.CacheBytes(cache))
-			}
-			t.Run(name, func(t *testing.T) {
-				b := stream.NewBuilder()
-				l := stream.From(b, "impressions", codec.String(), codec.String())
-				r := stream.From(b, "clicks", codec.String(), codec.String())
-				show := func(v string, ok bool) string {
-					if !ok {
-						return "none"
-					}
-					return v
+	type mode struct {
+		name  string
+		opts  []streamtest.Opt
+		press *pressure
+	}
+	modes := []mode{
+		{name: "cache=default"},
+		{name: "cache=16384", opts: []streamtest.Opt{streamtest.CacheBytes(16 << 10)}},
+		{name: "cache=0", opts: []streamtest.Opt{streamtest.CacheBytes(0)}},
+	}
+	for i := range pressures[1:] {
+		p := &pressures[1+i]
+		modes = append(modes, mode{name: "pressure=" + p.name, opts: p.opts, press: p})
+	}
+	windows := []window.JoinWindows{
+		window.JoinWindowsOf(3*time.Second, time.Second).Grace(2 * time.Second),
+		// Negative bounds: a record can come on time when its window has
+		// closed already.
+		window.JoinWindowsOf(-time.Second, 3*time.Second).Grace(time.Second),
+		window.JoinWindowsOf(3*time.Second, -time.Second).Grace(time.Second),
+	}
+	for wi, w := range windows {
+		for _, kind := range []string{"inner", "left", "outer"} {
+			leftNM, rightNM := kind != "inner", kind == "outer"
+			want, wantLate := oracleStreamJoin(evs, w, leftNM, rightNM)
+			for mi, m := range modes {
+				if wi > 0 && mi%2 == 1 {
+					continue // the negative bounds run on half the modes, to keep the test short
 				}
-				var j stream.Stream[string, string]
-				switch kind {
-				case "inner":
-					j = stream.JoinStreams(l, r, w, func(_ string, lv, rv string) string { return lv + "&" + rv })
-				case "left":
-					j = stream.LeftJoinStreams(l, r, w, func(_ string, lv, rv string, rok bool) string { return lv + "&" + show(rv, rok) })
-				case "outer":
-					j = stream.OuterJoinStreams(l, r, w, func(_ string, lv string, lok bool, rv string, rok bool) string {
-						return show(lv, lok) + "&" + show(rv, rok)
-					})
-				}
-				j.To("out")
-				topo, err := b.Build()
-				if err != nil {
-					t.Fatal(err)
-				}
-				d, err := streamtest.New(topo, opts...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer d.Close()
-				in := map[bool]*streamtest.Input[string, string]{
-					false: streamtest.NewInput(d, "impressions", codec.String(), codec.String()),
-					true:  streamtest.NewInput(d, "clicks", codec.String(), codec.String()),
-				}
-				var lateBefore int64
-				for i, e := range evs {
-					if i == len(evs)/2 {
-						// A restart in the middle of open join windows.
-						if err := d.Commit(); err != nil {
-							t.Fatal(err)
+				name, opts := fmt.Sprintf("%v/%s/%s", w, kind, m.name), m.opts
+				t.Run(name, func(t *testing.T) {
+					b := stream.NewBuilder()
+					l := stream.From(b, "impressions", codec.String(), codec.String())
+					r := stream.From(b, "clicks", codec.String(), codec.String())
+					show := func(v string, ok bool) string {
+						if !ok {
+							return "none"
 						}
-						for _, st := range d.TaskStatus() {
-							lateBefore += st.Late
-						}
-						if err := d.CloseTasks(); err != nil {
-							t.Fatal(err)
-						}
+						return v
 					}
-					at := time.UnixMilli(e.ts)
-					if e.del {
-						err = in[e.right].PipeRaw([]byte(e.key), nil, at)
-					} else {
-						err = in[e.right].PipeAt(e.key, e.value, at)
+					var j stream.Stream[string, string]
+					switch kind {
+					case "inner":
+						j = stream.JoinStreams(l, r, w, func(_ string, lv, rv string) string { return lv + "&" + rv })
+					case "left":
+						j = stream.LeftJoinStreams(l, r, w, func(_ string, lv, rv string, rok bool) string { return lv + "&" + show(rv, rok) })
+					case "outer":
+						j = stream.OuterJoinStreams(l, r, w, func(_ string, lv string, lok bool, rv string, rok bool) string {
+							return show(lv, lok) + "&" + show(rv, rok)
+						})
 					}
+					j.To("out")
+					topo, err := b.Build()
 					if err != nil {
 						t.Fatal(err)
 					}
-				}
-				var got []string
-				for _, r := range streamtest.NewOutput(d, "out", codec.String(), codec.String()).ReadAll() {
-					got = append(got, fmt.Sprintf("%s=%s@%d", r.Key, r.Value, r.Timestamp.UnixMilli()))
-				}
-				nonMatches := 0
-				for _, s := range want {
-					if strings.Contains(s, "none&") || strings.Contains(s, "&none") {
-						nonMatches++
+					d, err := streamtest.New(topo, opts...)
+					if err != nil {
+						t.Fatal(err)
 					}
-				}
-				if len(want) < 1000 || wantLate == 0 || (leftNM && nonMatches < 100) {
-					t.Fatalf("the input exercises too little: %d results, %d non-matches, %d late", len(want), nonMatches, wantLate)
-				}
-				if !slices.Equal(got, want) {
-					t.Fatalf("%d results, oracle %d; first difference: %s", len(got), len(want), firstDifference(got, want))
-				}
-				late := lateBefore
-				for _, st := range d.TaskStatus() {
-					late += st.Late
-				}
-				if late != int64(wantLate) {
-					t.Fatalf("%d late records counted, oracle %d", late, wantLate)
-				}
-			})
+					defer d.Close()
+					in := map[bool]*streamtest.Input[string, string]{
+						false: streamtest.NewInput(d, "impressions", codec.String(), codec.String()),
+						true:  streamtest.NewInput(d, "clicks", codec.String(), codec.String()),
+					}
+					run := pressure{}.drive(t, d, len(evs), 0)
+					if m.press != nil {
+						run = m.press.drive(t, d, len(evs), 8)
+					}
+					for i, e := range evs {
+						switch {
+						case m.press != nil && i > 0:
+							run.after(i - 1)
+						case m.press == nil && i == len(evs)/2:
+							run.restart() // in the middle of open join windows
+						}
+						at := time.UnixMilli(e.ts)
+						if e.del {
+							err = in[e.right].PipeRaw([]byte(e.key), nil, at)
+						} else {
+							err = in[e.right].PipeAt(e.key, e.value, at)
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+					}
+					run.finish()
+					var got []string
+					for _, r := range streamtest.NewOutput(d, "out", codec.String(), codec.String()).ReadAll() {
+						got = append(got, fmt.Sprintf("%s=%s@%d", r.Key, r.Value, r.Timestamp.UnixMilli()))
+					}
+					nonMatches := 0
+					for _, s := range want {
+						if strings.Contains(s, "none&") || strings.Contains(s, "&none") {
+							nonMatches++
+						}
+					}
+					if len(want) < 1000 || wantLate == 0 || (leftNM && nonMatches < 100) {
+						t.Fatalf("the input exercises too little: %d results, %d non-matches, %d late", len(want), nonMatches, wantLate)
+					}
+					if !slices.Equal(got, want) {
+						t.Fatalf("%d results, oracle %d; first difference: %s", len(got), len(want), firstDifference(got, want))
+					}
+					if late := run.lateCount(); late != int64(wantLate) {
+						t.Fatalf("%d late records counted, oracle %d", late, wantLate)
+					}
+				})
+			}
 		}
 	}
 }

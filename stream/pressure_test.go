@@ -44,6 +44,9 @@ type pressured struct {
 	rng       *rand.Rand
 	restartAt []int
 	late      int64 // late records counted by the tasks closed so far
+	// onCommit, when set, is called after each commit the run makes, so
+	// that a test can compare what is committed with its oracle.
+	onCommit func()
 }
 
 // drive starts a run of n records under p on d.
@@ -59,10 +62,11 @@ func (p pressure) drive(t *testing.T, d *streamtest.Driver, n int, seed uint64) 
 // the pressure says so.
 func (r *pressured) after(i int) {
 	r.t.Helper()
-	if r.p.commitEvery > 0 && r.rng.IntN(r.p.commitEvery) == 0 {
-		if err := r.d.Commit(); err != nil {
-			r.t.Fatal(err)
-		}
+	switch {
+	case r.p.commitEvery == 0 && r.onCommit != nil:
+		r.onCommit() // the driver committed after the record
+	case r.p.commitEvery > 0 && r.rng.IntN(r.p.commitEvery) == 0:
+		r.commit()
 	}
 	if slices.Contains(r.restartAt, i) {
 		r.restart()
@@ -73,9 +77,7 @@ func (r *pressured) after(i int) {
 // does; the next records reopen them from the changelogs.
 func (r *pressured) restart() {
 	r.t.Helper()
-	if err := r.d.Commit(); err != nil {
-		r.t.Fatal(err)
-	}
+	r.commit()
 	for _, st := range r.d.TaskStatus() {
 		r.late += st.Late // counters start over with the task
 	}
@@ -87,8 +89,16 @@ func (r *pressured) restart() {
 // finish commits what is left.
 func (r *pressured) finish() {
 	r.t.Helper()
+	r.commit()
+}
+
+func (r *pressured) commit() {
+	r.t.Helper()
 	if err := r.d.Commit(); err != nil {
 		r.t.Fatal(err)
+	}
+	if r.onCommit != nil {
+		r.onCommit()
 	}
 }
 
