@@ -212,6 +212,25 @@ func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
 		t.log.Info("store restored", "store", name, "topic", ts.topic, "from", from, "to", next,
 			"records", t.stats.Restored.Load()-before, "took", time.Since(start).Round(time.Millisecond))
 	}
+	return t.advanceSegmented()
+}
+
+// advanceSegmented moves the window and session stores to the task's
+// stream time. A restore leaves a segmented store's observed time at the
+// latest window it wrote, which lags the stream time the task committed
+// with: until the next record advanced it, the store would show windows
+// that had already fallen out of retention before the restart.
+func (t *Task) advanceSegmented() error {
+	if t.streamTime < 0 {
+		return nil
+	}
+	for _, name := range t.order {
+		if seg, ok := t.stores[name].engine.(*state.Segmented); ok {
+			if err := seg.Advance(t.streamTime); err != nil {
+				return fmt.Errorf("restore store %q: %w", name, err)
+			}
+		}
+	}
 	return nil
 }
 

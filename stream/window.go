@@ -518,7 +518,7 @@ func (op *windowOp[K, VA]) emitClosed(st int64) error {
 				// record goes on.
 				vb, _ := op.vc.Encode(v)
 				kb := state.AppendWindowKey(nil, []byte(p.kb), p.win.Start, p.win.End)
-				if err := op.t.ForwardFailed(op.name, kb, vb, err); err != nil {
+				if err := op.t.ForwardFailed(op.store.Name(), kb, vb, err); err != nil {
 					return err
 				}
 			}

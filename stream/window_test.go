@@ -26,6 +26,10 @@ type winKey struct {
 type timedRecord struct {
 	key string
 	ts  int64
+	// ghost marks a record the task sees but the aggregation does not
+	// (filtered out, or failed, upstream in the same task): it moves
+	// stream time and nothing else.
+	ghost bool
 }
 
 // windowInput returns n records over keys keys, in time order with 10%
@@ -62,6 +66,9 @@ func oracleCounts(w window.TimeWindows, recs []timedRecord) (counts map[winKey]i
 	size, adv := w.Size().Milliseconds(), w.Advance().Milliseconds()
 	for _, r := range recs {
 		st = max(st, r.ts)
+		if r.ghost {
+			continue
+		}
 		counted := false
 		// Every aligned start s with s ≤ ts < s + size.
 		for s := r.ts - r.ts%adv; s > r.ts-size && s >= 0; s -= adv {
@@ -101,6 +108,9 @@ func oracleSliding(w window.SlidingWindows, recs []timedRecord) (counts map[winK
 	isClosed := func(wk winKey) bool { return st > wk.end+grace }
 	for _, r := range recs {
 		st = max(st, r.ts)
+		if r.ghost {
+			continue
+		}
 		if st > r.ts+d+grace {
 			late++
 			continue
@@ -160,6 +170,9 @@ func oracleSessions(w window.SessionWindows, recs []timedRecord) (counts map[win
 	isClosed := func(end int64) bool { return st > end+gap+grace }
 	for _, r := range recs {
 		st = max(st, r.ts)
+		if r.ghost {
+			continue
+		}
 		merged := session{r.ts, r.ts, 1}
 		covered := false
 		var keep []session
