@@ -32,8 +32,11 @@ func JoinStreams[K, VL, VR, VO any](l Stream[K, VL], r Stream[K, VR], w window.J
 // that matched no record of r, joiner(key, left, zero, false) with the
 // record's timestamp, once its window has closed: when stream time passes
 // t + before + after + grace, after which no record of r can match it any
-// more. A record that finds a match, however late within its window, never
-// emits a non-match.
+// more (window.JoinWindows.CloseTime; Kafka Streams emits earlier, at
+// t + after + grace, and can then also emit a match). A record that finds
+// a match, however late within its window, never emits a non-match. With
+// a negative bound, a record whose window closed before it came emits its
+// non-match at once if it matches none of the records kept.
 func LeftJoinStreams[K, VL, VR, VO any](l Stream[K, VL], r Stream[K, VR], w window.JoinWindows, joiner func(key K, left VL, right VR, rightFound bool) VO, opts ...Option) Stream[K, VO] {
 	return streamStreamJoin(l, r, w, "LEFTJOIN", true, false, func(k K, lv VL, _ bool, rv VR, rok bool) VO { return joiner(k, lv, rv, rok) }, opts)
 }
