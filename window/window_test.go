@@ -253,9 +253,12 @@ func TestClosed(t *testing.T) {
 		{"session", window.Session(10 * time.Second), w(0, 5_000), 15_000, 15_001},
 		{"session point", window.Session(10 * time.Second), w(7, 7), 10_007, 10_008},
 		{"session grace", window.Session(10 * time.Second).Grace(2 * time.Second), w(0, 5_000), 17_000, 17_001},
-		// Join windows: inclusive, like sliding windows.
-		{"join", window.JoinWindowsOf(5*time.Second, 5*time.Second), w(5_000, 15_000), 15_000, 15_001},
-		{"join grace", window.JoinWindowsOf(5*time.Second, 5*time.Second).Grace(time.Second), w(5_000, 15_000), 16_000, 16_001},
+		// Join windows: closed when stream time passes End + before +
+		// grace, when a record at End is late by its own bound (the
+		// window of a record at 10000 is [5000, 15000]).
+		{"join", window.JoinWindowsOf(5*time.Second, 5*time.Second), w(5_000, 15_000), 20_000, 20_001},
+		{"join grace", window.JoinWindowsOf(5*time.Second, 5*time.Second).Grace(time.Second), w(5_000, 15_000), 21_000, 21_001},
+		{"join negative before", window.JoinWindowsOf(-time.Second, 3*time.Second).Grace(time.Second), w(11_000, 13_000), 13_000, 13_001},
 		// Saturation: a close time past MaxInt64 is MaxInt64.
 		{"saturated", window.Tumbling(time.Minute).Grace(time.Hour), w(math.MaxInt64-60_000, math.MaxInt64-5), math.MaxInt64 - 1, math.MaxInt64},
 		{"saturated session", window.Session(time.Minute), w(math.MaxInt64-5, math.MaxInt64-5), math.MaxInt64 - 1, math.MaxInt64},
