@@ -61,8 +61,11 @@ func New(topo *processor.Topology, opts ...Opt) (*App, error) {
 // processes until ctx is done, Close is called, or (with HandleSignals) the
 // process gets SIGINT or SIGTERM. A graceful stop finishes the records in
 // hand, flushes outputs, commits, leaves the group and returns nil. A
-// record that fails under FailFast, a rejected output, or a lost connection
-// stops it with an error.
+// record that fails under FailFast, or a lost connection, stops it with an
+// error. An output, changelog or dead-letter record that the brokers
+// reject stops it at once, before the next record is processed and
+// without committing, with a *processor.ProduceError naming the topic and
+// the cause: the inputs behind it are reprocessed after a restart.
 func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.running {
@@ -219,7 +222,9 @@ func (a *App) Processed() int64 {
 
 // TaskStatus returns a snapshot of this instance's tasks: whether each is
 // ready or still restoring its stores, its restore progress and its record
-// counts. It is nil before the instance has joined.
+// counts, among them Mispartitioned, the records of joined inputs that a
+// producer put in another partition than Kappa's partitioner would (see
+// docs/joins.md). It is nil before the instance has joined.
 func (a *App) TaskStatus() []processor.TaskStatus {
 	if rt := a.runtime(); rt != nil {
 		return rt.TaskStatus()

@@ -62,7 +62,9 @@ func BrokerOptions(opts ...broker.ConnOpt) Opt {
 
 // CommitInterval sets how often input offsets are committed, overriding the
 // default 30s. Outputs are always acknowledged before their inputs commit;
-// a shorter interval means less reprocessing after a crash.
+// a shorter interval means less reprocessing after a crash. A commit runs
+// when records were processed or wall-clock punctuators fired since the
+// last one. A rejected output does not wait for it: the app stops at once.
 func CommitInterval(d time.Duration) Opt { return func(c *config) { c.commitInterval = d } }
 
 // OnError sets the policy for failed records, overriding the default

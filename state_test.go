@@ -22,7 +22,7 @@ import (
 )
 
 // The tests here run stateful topologies on the embedded broker: restores
-// from checkpoints and from scratch, and a crashed instance's tasks taken
+// from local state and from scratch, and a crashed instance's tasks taken
 // over by a survivor.
 
 const (
@@ -174,11 +174,11 @@ func restored(t testing.TB, app *kappa.App, tasks int) int64 {
 	return n
 }
 
-// TestRestoreFromCheckpoint runs a counting app on one machine, then on
+// TestRestoreFromLocalState runs a counting app on one machine, then on
 // another (a fresh state dir, so a full restore), then on the first again:
 // that restart restores exactly the changelog records the second machine
 // wrote after the first stopped, and every run's counts are right.
-func TestRestoreFromCheckpoint(t *testing.T) {
+func TestRestoreFromLocalState(t *testing.T) {
 	b := kafkatest.Broker(t)
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, "clicks", 4)
@@ -219,10 +219,11 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 	}
 	afterB := endOffsets(t, seeds, countsChanged)
 
-	// Machine A again: only what B wrote is restored, from A's checkpoint.
+	// Machine A again: only what B wrote is restored, from the changelog
+	// position stored with A's local data.
 	a2, stopA2 := runApp(t, topo, opts(dirA)...)
 	if n, want := restored(t, a2, 8), afterB-afterA; n != want {
-		t.Fatalf("restart from checkpoint restored %d records, want the tail of %d", n, want)
+		t.Fatalf("restart from local state restored %d records, want the tail of %d", n, want)
 	}
 	kafkatest.Produce(t, cl, inputs[20_000:]...)
 	out.waitEqual(truthCounts(inputs), 60*time.Second)

@@ -1,7 +1,6 @@
 package processor
 
 import (
-	"encoding/json"
 	"slices"
 	"sort"
 
@@ -13,22 +12,15 @@ import (
 // members of one application must use it.
 const BalancerProtocol = "kappa-tasks"
 
-// MemberInfo is what a member tells the group leader about itself.
-type MemberInfo struct {
-	// Endpoint is the member's query endpoint (host:port), so any member
-	// can route a key to its owner. Empty when queries are off.
-	Endpoint string `json:"endpoint,omitempty"`
-}
-
 // TaskBalancer is a franz-go GroupBalancer that assigns tasks, not topics:
 // partition p of every input of a sub-topology goes to the same member, as
 // joins and co-partitioned aggregations require. It is cooperative and
 // sticky: a task stays with its owner unless balance requires a move, and
-// only moved tasks are revoked.
+// only moved tasks are revoked. Members send no user data in their group
+// metadata.
 type TaskBalancer struct {
 	appID string
 	topo  *Topology
-	info  MemberInfo
 	// subOf maps each resolved input topic to its sub-topology.
 	subOf map[string]int
 	// assigned is called on the leader with the task assignment it
@@ -36,10 +28,9 @@ type TaskBalancer struct {
 	OnBalance func(map[string][]TaskID)
 }
 
-// NewTaskBalancer returns a balancer for topo running as appID, announcing
-// info to the group.
-func NewTaskBalancer(topo *Topology, appID string, info MemberInfo) *TaskBalancer {
-	b := &TaskBalancer{appID: appID, topo: topo, info: info, subOf: make(map[string]int)}
+// NewTaskBalancer returns a balancer for topo running as appID.
+func NewTaskBalancer(topo *Topology, appID string) *TaskBalancer {
+	b := &TaskBalancer{appID: appID, topo: topo, subOf: make(map[string]int)}
 	for ref, sub := range topo.bySource {
 		b.subOf[ref.Resolve(appID)] = sub
 	}
@@ -65,7 +56,6 @@ func (b *TaskBalancer) JoinGroupMetadata(interests []string, current map[string]
 		owned.Partitions = current[topic]
 		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
 	}
-	meta.UserData, _ = json.Marshal(b.info)
 	return meta.AppendTo(nil)
 }
 

@@ -99,7 +99,7 @@ func copartTopology(t *testing.T) *Topology {
 
 func TestBalanceCoPartitions(t *testing.T) {
 	topo := copartTopology(t)
-	bal := NewTaskBalancer(topo, "app", MemberInfo{})
+	bal := NewTaskBalancer(topo, "app")
 	topics := map[string]int32{"left": 6, "right": 6, "app-rep-repartition": 6}
 	balance := func(members []kmsg.JoinGroupResponseMember) map[string]map[string][]int32 {
 		t.Helper()

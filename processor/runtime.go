@@ -40,7 +40,6 @@ type RuntimeConfig struct {
 	// SessionTimeout is the group session timeout: how long a member that
 	// died without leaving keeps its tasks. Default 45s (Kafka's default).
 	SessionTimeout time.Duration
-	Member         MemberInfo
 	// StateDir is the root of persistent stores. Default: a "kappa"
 	// directory under the system temp dir.
 	StateDir string
@@ -64,6 +63,12 @@ type RuntimeConfig struct {
 // produced them are committed. They happen on the commit interval, when
 // tasks are revoked, and on shutdown. A crash between the two steps
 // reprocesses the uncommitted records; nothing is lost.
+//
+// A record the brokers reject stops the runtime at once, as Kafka
+// Streams' RecordCollector does at its next send: no task processes
+// another record, no later Send produces, and nothing is committed any
+// more, so the input whose output was lost is reprocessed after a
+// restart.
 type Runtime struct {
 	cfg  RuntimeConfig
 	log  *slog.Logger
@@ -77,11 +82,25 @@ type Runtime struct {
 	globals     []GlobalSpec
 	globalsDone sync.WaitGroup
 
-	mu      sync.Mutex // held while processing a poll, committing, or rebalancing
-	tasks   map[TaskID]*runTask
-	dirty   bool // processed records since the last commit
-	prodErr atomic.Pointer[error]
-	fatal   error
+	mu    sync.Mutex // held while processing a poll, committing, or rebalancing
+	tasks map[TaskID]*runTask
+	// dirty is set when records were processed or wall-clock punctuators
+	// fired since the last commit: stores may hold changes to flush.
+	dirty bool
+	// prodErr is the first produce failure; once set, Send drops records,
+	// tasks stop processing and commits refuse. failed is canceled with
+	// it, to wake a poll in progress.
+	prodErr   atomic.Pointer[ProduceError]
+	failed    context.Context
+	failedNow context.CancelFunc
+	// fatal is the first error that stops the run loop.
+	fatal error
+	// keyParts holds the partition counts of the external inputs that
+	// belong to a co-partition group (the inputs of joins): their records
+	// are checked against KeyPartition.
+	keyParts map[string]int32
+	// warned holds the topics whose mispartitioned records were logged.
+	warned sync.Map
 
 	commits   atomic.Int64
 	processed atomic.Int64
@@ -118,11 +137,36 @@ type runTask struct {
 	// next holds, per input topic, the offset after the last record
 	// processed, to commit.
 	next map[string]kgo.EpochOffset
+	// keyParts holds the partition counts of the task's inputs whose
+	// records are checked against KeyPartition; nil when none is.
+	keyParts map[string]int32
+	// mispartitioned counts the records of those inputs that were not in
+	// the partition of their key.
+	mispartitioned atomic.Int64
 }
 
-// ErrProduce wraps a record that the brokers did not acknowledge. The app
-// stops without committing the input offsets behind it.
+// ErrProduce is wrapped by every ProduceError: a record that the brokers
+// did not acknowledge. The app stops without committing the input offsets
+// behind it.
 var ErrProduce = errors.New("processor: output not acknowledged")
+
+// ProduceError is the first output, changelog or dead-letter record the
+// brokers rejected, with the topic and partition it was for and the
+// cause (a kerr error such as kerr.MessageTooLarge, or a client error).
+// It wraps both ErrProduce and the cause.
+type ProduceError struct {
+	Topic     string
+	Partition int32
+	Err       error
+}
+
+// Error names the topic, the partition and the cause.
+func (e *ProduceError) Error() string {
+	return fmt.Sprintf("%v: topic %q partition %d: %v", ErrProduce, e.Topic, e.Partition, e.Err)
+}
+
+// Unwrap returns ErrProduce and the cause, for errors.Is and errors.As.
+func (e *ProduceError) Unwrap() []error { return []error{ErrProduce, e.Err} }
 
 // NewRuntime checks cfg and builds the Kafka client. Run starts consuming.
 func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
@@ -152,11 +196,13 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	}
 	appID := cfg.Plan.AppID
 	r := &Runtime{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		subs:  make(map[string]int),
-		tasks: make(map[TaskID]*runTask),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		subs:     make(map[string]int),
+		tasks:    make(map[TaskID]*runTask),
+		keyParts: coPartitionedInputs(cfg.Topology, cfg.Plan),
 	}
+	r.failed, r.failedNow = context.WithCancel(context.Background())
 	var topics []string
 	for ref, sub := range cfg.Topology.bySource {
 		name := ref.Resolve(appID)
@@ -167,7 +213,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		}
 	}
 	slices.Sort(topics)
-	bal := NewTaskBalancer(cfg.Topology, appID, cfg.Member)
+	bal := NewTaskBalancer(cfg.Topology, appID)
 	bal.OnBalance = cfg.OnBalance
 	opts := append(slices.Clone(cfg.ClientOpts),
 		kgo.ConsumerGroup(appID),
@@ -230,15 +276,35 @@ func (r *Runtime) partitions(topic string) (int32, error) {
 	return 0, fmt.Errorf("topic %q does not exist", topic)
 }
 
-// Send implements Collector: records go to the client's producer. A
-// delivery failure is kept and stops the next commit.
-func (r *Runtime) Send(rec *RawRecord) { r.cl.Produce(context.Background(), rec, r.promise) }
-
-func (r *Runtime) promise(rec *kgo.Record, err error) {
-	if err != nil {
-		err = fmt.Errorf("%w: topic %q partition %d: %w", ErrProduce, rec.Topic, rec.Partition, err)
-		r.prodErr.CompareAndSwap(nil, &err)
+// Send implements Collector: records go to the client's producer. Once a
+// produce has failed, Send drops records: the runtime is stopping without
+// committing, so the inputs behind them are reprocessed after a restart.
+func (r *Runtime) Send(rec *RawRecord) {
+	if r.prodErr.Load() != nil {
+		return
 	}
+	r.cl.Produce(context.Background(), rec, r.promise)
+}
+
+// promise keeps the first delivery failure and wakes the run loop, which
+// stops: tasks observe it before their next record.
+func (r *Runtime) promise(rec *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	if r.prodErr.CompareAndSwap(nil, &ProduceError{Topic: rec.Topic, Partition: rec.Partition, Err: err}) {
+		r.log.Error("output not acknowledged: stopping without committing; the input is reprocessed after a restart",
+			"topic", rec.Topic, "partition", rec.Partition, "error", err)
+		r.failedNow()
+	}
+}
+
+// produceErr returns the first produce failure, or nil.
+func (r *Runtime) produceErr() error {
+	if e := r.prodErr.Load(); e != nil {
+		return e
+	}
+	return nil
 }
 
 // Client returns the runtime's Kafka client.
@@ -281,9 +347,16 @@ type TaskStatus struct {
 	Processed, DeadLetters, Produced, Dropped, Late int64
 	// Restored counts changelog records applied by restores so far, and
 	// RestoreTarget the records those restores set out to read (the
-	// changelogs' end offsets minus the checkpointed offsets). While a
-	// restore runs, Restored/RestoreTarget is its progress.
+	// changelogs' end offsets minus the offsets stored with the local
+	// data). While a restore runs, Restored/RestoreTarget is its progress.
 	Restored, RestoreTarget int64
+	// Mispartitioned counts the records of the task's co-partitioned
+	// inputs (the external topics of joins) that were not in the
+	// partition Kappa's partitioner (KeyPartition, murmur2) gives their
+	// key, since the task started on this instance. A join misses matches
+	// for them. Records without a key are not counted. The producer of
+	// such a topic used another partitioner; see docs/joins.md.
+	Mispartitioned int64
 }
 
 // Status returns a snapshot of the task's counters; Ready is left false.
@@ -313,6 +386,7 @@ func (r *Runtime) TaskStatus() []TaskStatus {
 			st = t.Status()
 		}
 		st.Ready = rt.ready
+		st.Mispartitioned = rt.mispartitioned.Load()
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b TaskStatus) int { return compareTaskIDs(a.ID, b.ID) })
@@ -328,7 +402,8 @@ func compareTaskIDs(a, b TaskID) int {
 
 // Run consumes and processes until ctx is done or a fatal error occurs. On
 // ctx cancellation it finishes the records in hand, commits, closes its
-// tasks and leaves the group, then returns nil.
+// tasks and leaves the group, then returns nil. A rejected output record
+// stops it promptly, without a commit, with a *ProduceError.
 func (r *Runtime) Run(ctx context.Context) (err error) {
 	gctx, stopGlobals := context.WithCancel(ctx)
 	defer func() {
@@ -357,8 +432,11 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		if next := r.nextUnblock(); !next.IsZero() && next.Before(wake) {
 			wake = next
 		}
+		// A produce failure ends the poll at once.
 		pctx, cancel := context.WithDeadline(ctx, wake)
+		unwake := context.AfterFunc(r.failed, cancel)
 		fetches := r.cl.PollRecords(pctx, r.cfg.MaxPollRecords)
+		unwake()
 		cancel()
 		if ctx.Err() != nil {
 			r.cl.AllowRebalance()
@@ -366,6 +444,10 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 				return nil
 			}
 			return r.finalCommit()
+		}
+		if err := r.produceErr(); err != nil {
+			r.cl.AllowRebalance()
+			return err
 		}
 		if err := r.fatalErr(); err != nil {
 			r.cl.AllowRebalance()
@@ -380,7 +462,13 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 				r.log.Warn("fetch error", "topic", topic, "partition", p, "error", err)
 			}
 		})
-		if err := r.process(fetches); err != nil {
+		err := r.process(fetches)
+		if perr := r.produceErr(); perr != nil {
+			// Tasks stopped at the failure; nothing more is committed.
+			r.cl.AllowRebalance()
+			return errors.Join(perr, err)
+		}
+		if err != nil {
 			r.cl.AllowRebalance()
 			return errors.Join(err, r.finalCommit())
 		}
@@ -421,15 +509,25 @@ func (r *Runtime) nextWallClock() time.Time {
 	return next
 }
 
-// punctuate runs the wall-clock punctuators that are due.
+// punctuate runs the wall-clock punctuators that are due. A punctuation
+// makes the next commit flush and commit, as processed records do: the
+// punctuator may have written stores or forwarded records, even on a task
+// whose inputs are idle.
 func (r *Runtime) punctuate(now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.prodErr.Load() != nil {
+		return nil // stopping; Run returns the failure
+	}
 	var errs []error
 	for _, t := range r.tasks {
-		if t.ready {
-			errs = append(errs, t.PunctuateWallClock(now))
+		if !t.ready {
+			continue
 		}
+		if due := t.NextWallClock(); !due.IsZero() && !now.Before(due) {
+			r.dirty = true
+		}
+		errs = append(errs, t.PunctuateWallClock(now))
 	}
 	return errors.Join(errs...)
 }
@@ -497,6 +595,12 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 	n := int64(0)
 	defer func() { r.processed.Add(n) }()
 	for {
+		if r.prodErr.Load() != nil {
+			// An output was lost: stop before the next record, as the
+			// next send would fail. Its offset and the following ones
+			// are never committed.
+			return n, nil
+		}
 		pick, blocked := "", false
 		for _, topic := range t.inputs {
 			recs := t.buf[topic]
@@ -524,6 +628,9 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 			t.blockedSince = time.Time{}
 		}
 		rec := t.buf[pick][0]
+		if parts, ok := t.keyParts[pick]; ok && rec.Key != nil && KeyPartition(rec.Key, parts) != rec.Partition {
+			r.mispartitioned(t, rec, parts)
+		}
 		if err := t.Process(rec); err != nil {
 			return n, err // this record's offset is not marked: it is not committed
 		}
@@ -532,6 +639,46 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 		n++
 		t.next[rec.Topic] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
 	}
+}
+
+// coPartitionedInputs returns the partition counts of the external topics
+// that belong to a co-partition group of two or more topics (the inputs
+// of joins). A join matches only keys that its inputs hold in the same
+// partition, so records of these topics must be where KeyPartition puts
+// them. Repartition topics are written by Kappa with KeyPartition and are
+// not checked.
+func coPartitionedInputs(topo *Topology, plan *Plan) map[string]int32 {
+	var parts map[string]int32
+	for _, g := range topo.copart {
+		if len(g.topics) < 2 {
+			continue
+		}
+		for _, ref := range g.topics {
+			if n := plan.Partitions[ref.Name]; !ref.Internal && n > 0 {
+				if parts == nil {
+					parts = make(map[string]int32)
+				}
+				parts[ref.Name] = n
+			}
+		}
+	}
+	return parts
+}
+
+// mispartitioned counts a record of a co-partitioned input that is not in
+// the partition of its key, and logs a warning the first time for its
+// topic. It runs on the task's worker goroutine.
+func (r *Runtime) mispartitioned(t *runTask, rec *kgo.Record, parts int32) {
+	t.mispartitioned.Add(1)
+	if _, seen := r.warned.LoadOrStore(rec.Topic, true); seen {
+		return
+	}
+	r.log.Warn("record of a joined input is not in the partition of its key: joins can miss matches; "+
+		"counted in TaskStatus.Mispartitioned, logged once per topic",
+		"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset,
+		"key_partition", KeyPartition(rec.Key, parts),
+		"fix", "write the topic with Kafka's murmur2 partitioner, the default of Java clients and franz-go; "+
+			"librdkafka clients (kcat, confluent-kafka-go, confluent-kafka-python) need partitioner=murmur2_random")
 }
 
 // nextUnblock returns when the first task waiting for an input gives up
@@ -586,6 +733,12 @@ func (r *Runtime) assign(id TaskID) {
 	for _, ref := range r.cfg.Topology.subs[id.SubTopology].Sources {
 		if name := ref.Resolve(r.cfg.Plan.AppID); r.cfg.Plan.Partitions[name] > id.Partition {
 			rt.inputs = append(rt.inputs, name)
+			if n, ok := r.keyParts[name]; ok {
+				if rt.keyParts == nil {
+					rt.keyParts = make(map[string]int32)
+				}
+				rt.keyParts[name] = n
+			}
 		}
 	}
 	r.tasks[id] = rt
@@ -817,10 +970,14 @@ func (r *Runtime) commitLocked(ctx context.Context) error {
 }
 
 // commit flushes every produced record, then commits the input offsets of
-// the given tasks (all when nil). r.mu is held.
+// the given tasks (all when nil). After a produce failure it commits
+// nothing and returns the failure. r.mu is held.
 func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	if (!r.dirty && only == nil) || r.aborted.Load() {
 		return nil
+	}
+	if err := r.produceErr(); err != nil {
+		return err
 	}
 	var tasks []*runTask
 	for id, t := range r.tasks {
@@ -843,8 +1000,8 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	if err := r.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("processor: flush before commit: %w", err)
 	}
-	if perr := r.prodErr.Load(); perr != nil {
-		return *perr
+	if err := r.produceErr(); err != nil {
+		return err
 	}
 	// 3. Local stores written, with the changelog offsets they reach.
 	err = r.parallel(len(tasks), func(i int) error {
@@ -876,12 +1033,6 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	}
 	if commitErr != nil {
 		return fmt.Errorf("processor: commit offsets: %w", commitErr)
-	}
-	// 5. Checkpoints.
-	for _, t := range tasks {
-		if err := t.Checkpoint(); err != nil {
-			r.log.Warn("checkpoint not written; the next restore starts earlier", "task", t.id.String(), "error", err)
-		}
 	}
 	if only == nil {
 		r.dirty = false

@@ -17,9 +17,10 @@ import (
 // RawRecord is a record as consumed or produced: bytes, not types.
 type RawRecord = kgo.Record
 
-// Collector takes a task's output records. Send is asynchronous; delivery
-// errors surface when the runtime flushes before a commit. It must be safe
-// for concurrent use by many tasks.
+// Collector takes a task's output records. Send is asynchronous; the
+// Runtime's collector keeps the first delivery error and stops the tasks
+// before their next record. It must be safe for concurrent use by many
+// tasks.
 type Collector interface {
 	Send(rec *RawRecord)
 }

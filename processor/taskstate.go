@@ -312,19 +312,3 @@ func (t *Task) CommitStores() error {
 	}
 	return errors.Join(errs...)
 }
-
-// Checkpoint writes the checkpoint file: each store's committed changelog
-// position. It is the last step of a commit, after the input offsets.
-func (t *Task) Checkpoint() error {
-	if t.dir == nil {
-		return nil
-	}
-	cp := state.Checkpoint{}
-	for _, name := range t.order {
-		if v, ok, _ := t.stores[name].engine.Meta(metaChangelogNext); ok {
-			n, _ := strconv.ParseInt(string(v), 10, 64)
-			cp[name] = n
-		}
-	}
-	return t.dir.WriteCheckpoint(cp)
-}
