@@ -42,6 +42,7 @@ func (t *Task) openStores(specs []*StoreSpec) error {
 					return err
 				}
 				o.Dir = t.dir.StorePath(sp.Name)
+				o.LevelDB.Logger = t.log.With("store", sp.Name)
 			}
 			e, err := state.OpenSegmented(o)
 			if err != nil {
@@ -54,7 +55,7 @@ func (t *Task) openStores(specs []*StoreSpec) error {
 			if err := t.openDir(); err != nil {
 				return err
 			}
-			e, err := state.OpenLevelDB(t.dir.StorePath(sp.Name), state.LevelDBOptions{})
+			e, err := state.OpenLevelDB(t.dir.StorePath(sp.Name), state.LevelDBOptions{Logger: t.log.With("store", sp.Name)})
 			if err != nil {
 				return err
 			}

@@ -26,5 +26,21 @@
 //
 // The caches of all the stores of an instance share one byte budget
 // (Cache), as Kafka Streams' statestore.cache.max.bytes. TaskDir locks a
-// task's state directory and keeps its checkpoint file.
+// task's state directory.
+//
+// # Store directories
+//
+// A task's directory holds one directory per persistent store: a LevelDB
+// store's is the LevelDB's; a Segmented store's holds meta/, the LevelDB
+// of its metadata, and one LevelDB per segment, named after the segment's
+// start time in ms. Each also holds KAPPA-STORE, a format marker (JSON:
+// the kind, "leveldb" or "segmented", and the format version), which
+// OpenLevelDB and OpenSegmented check. A directory of the other kind (a
+// topology change gave a window store a key-value store's name), of a
+// newer format version, or that goleveldb reports corrupt is deleted and
+// the store opens empty: the runtime restores it from the start of its
+// changelog, as the position it restores from is in the store's own
+// metadata. The reason, wrapping ErrUnusableStore, is logged to
+// LevelDBOptions.Logger. Directories written before markers existed are
+// recognised by their files and marked, keeping their data.
 package state

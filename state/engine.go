@@ -24,11 +24,16 @@ type Engine interface {
 	// ApproximateCount estimates the number of keys.
 	ApproximateCount() (int64, error)
 	// Close releases the engine. The data stays on disk for persistent
-	// engines.
+	// engines. It may be called while other goroutines use the engine:
+	// the LevelDB engine waits for the operations in flight (a Range until
+	// it returns), and every call from then on returns ErrClosed. Closing
+	// again returns nil. A Range callback must not close its engine.
 	Close() error
 }
 
-// ErrClosed is returned by an engine's methods after Close.
+// ErrClosed is returned, unwrapped, by the methods of a closed LevelDB or
+// Memory engine (for LevelDB, from the moment Close begins), and by a
+// closed Segmented engine's Meta.
 var ErrClosed = errors.New("state: store is closed")
 
 // Batch collects writes applied together by Engine.Write. The zero value

@@ -2,10 +2,12 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -31,6 +33,7 @@ func TestEngineConformance(t *testing.T) {
 			t.Run("Meta", func(t *testing.T) { testMeta(t, open()) })
 			t.Run("RandomAgainstMap", func(t *testing.T) { testRandom(t, open()) })
 			t.Run("Closed", func(t *testing.T) { testClosed(t, open()) })
+			t.Run("CloseWhileInUse", func(t *testing.T) { testCloseWhileInUse(t, open) })
 		})
 	}
 }
@@ -188,8 +191,17 @@ func testClosed(t *testing.T, e Engine) {
 	if _, _, err := e.Get([]byte("a")); err != ErrClosed {
 		t.Fatalf("Get after Close: %v", err)
 	}
+	if err := e.Range(nil, nil, func(_, _ []byte) bool { return true }); err != ErrClosed {
+		t.Fatalf("Range after Close: %v", err)
+	}
 	if err := e.Write(&Batch{}); err != ErrClosed {
 		t.Fatalf("Write after Close: %v", err)
+	}
+	if _, _, err := e.Meta("offset"); err != ErrClosed {
+		t.Fatalf("Meta after Close: %v", err)
+	}
+	if _, err := e.ApproximateCount(); err != ErrClosed {
+		t.Fatalf("ApproximateCount after Close: %v", err)
 	}
 	if err := e.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
@@ -219,5 +231,76 @@ func TestLevelDBReopenKeepsDataAndCount(t *testing.T) {
 	}
 	if v, _, _ := e.Meta("offset"); string(v) != "99" {
 		t.Fatalf("meta after reopen %q", v)
+	}
+}
+
+// testCloseWhileInUse closes engines while goroutines run every operation
+// on them: each operation either works or returns ErrClosed (never, say,
+// goleveldb's own error for a closed database). Run it with -race.
+func testCloseWhileInUse(t *testing.T, open func() Engine) {
+	key := []byte("key-00000007")
+	ops := map[string]func(e Engine) error{
+		"Get": func(e Engine) error { _, _, err := e.Get(key); return err },
+		"Range": func(e Engine) error {
+			return e.Range(nil, nil, func(_, _ []byte) bool { return true })
+		},
+		// A callback that calls back into the engine must not deadlock
+		// against a waiting Close.
+		"RangeThenGet": func(e Engine) error {
+			var inner error
+			err := e.Range(nil, nil, func(_, _ []byte) bool {
+				_, _, inner = e.Get(key)
+				return inner == nil
+			})
+			return errors.Join(err, inner)
+		},
+		"Write": func(e Engine) error {
+			var b Batch
+			b.Put(key, []byte("v"))
+			b.SetMeta("offset", []byte("1"))
+			return e.Write(&b)
+		},
+		"Meta":             func(e Engine) error { _, _, err := e.Meta("offset"); return err },
+		"ApproximateCount": func(e Engine) error { _, err := e.ApproximateCount(); return err },
+	}
+	for round := range 10 {
+		e := open()
+		write(t, e, func(b *Batch) {
+			for i := range 100 {
+				b.Put(fmt.Appendf(nil, "key-%08d", i), []byte("v"))
+			}
+		})
+		var started, done sync.WaitGroup
+		errs := make(chan error, 2*len(ops))
+		for name, op := range ops {
+			for range 2 {
+				started.Add(1)
+				done.Go(func() {
+					first := true
+					for {
+						err := op(e)
+						if first {
+							first = false
+							started.Done()
+						}
+						if err != nil {
+							errs <- fmt.Errorf("round %d: %s: %w", round, name, err)
+							return
+						}
+					}
+				})
+			}
+		}
+		started.Wait() // every operation is running: Close lands among them
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		done.Wait()
+		close(errs)
+		for err := range errs {
+			if !errors.Is(err, ErrClosed) {
+				t.Errorf("%v, want ErrClosed", err)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -30,6 +31,15 @@ type LevelDBOptions struct {
 	// Sync fsyncs every write. Default false: the changelog, not the local
 	// disk, is the source of truth, so a lost local write is restored.
 	Sync bool
+	// Logger receives a warning when OpenLevelDB or OpenSegmented finds a
+	// store directory it cannot use and starts the store afresh. Default
+	// nil: silent.
+	Logger *slog.Logger
+
+	// unmarked opens the directory as is, without a format marker: it is
+	// a part (a segment, the metadata) of a Segmented store, whose own
+	// directory carries the marker.
+	unmarked bool
 }
 
 // EnsureDefaults fills zero fields with defaults.
@@ -42,10 +52,18 @@ func (o *LevelDBOptions) EnsureDefaults() {
 	}
 }
 
+// levelEngine is the Engine OpenLevelDB returns: one goleveldb database,
+// data and metadata under their prefixes.
 type levelEngine struct {
-	db     *leveldb.DB
-	wo     *opt.WriteOptions
-	closed atomic.Bool
+	db *leveldb.DB
+	wo *opt.WriteOptions
+
+	// mu is held for reading by every operation, for as long as it uses
+	// db (a Range's iterator included), and for writing by Close: Close
+	// waits for the operations in flight, and no operation reaches a
+	// closed db. See acquire.
+	mu     sync.RWMutex
+	closed bool // set by Close under mu
 
 	count      atomic.Int64 // the last key count; see ApproximateCount
 	countValid atomic.Bool  // no write since count was taken
@@ -56,7 +74,32 @@ type levelEngine struct {
 }
 
 // OpenLevelDB opens (creating if needed) a LevelDB engine in dir.
+//
+// The directory carries a format marker (see the package documentation,
+// "Store directories"). A directory that holds something else (another
+// kind of store, a newer format, files goleveldb reports corrupt) is
+// deleted and the store starts empty, to be restored from its changelog;
+// the reason, wrapping ErrUnusableStore, is logged to o.Logger. An
+// unmarked LevelDB written before markers existed is kept and marked. A
+// non-empty directory that holds none of the files Kappa writes is left
+// alone, and the open fails with ErrUnusableStore.
 func OpenLevelDB(dir string, o LevelDBOptions) (Engine, error) {
+	var e *levelEngine
+	var err error
+	if o.unmarked {
+		e, err = openLevelDB(dir, o)
+	} else {
+		e, err = openMarked(dir, kindLevelDB, o.Logger, func() (*levelEngine, error) { return openLevelDB(dir, o) })
+	}
+	if err != nil {
+		return nil, err // not a nil *levelEngine in an Engine
+	}
+	return e, nil
+}
+
+// openLevelDB opens (creating if needed) the LevelDB in dir, paying no
+// attention to format markers.
+func openLevelDB(dir string, o LevelDBOptions) (*levelEngine, error) {
 	o.EnsureDefaults()
 	db, err := leveldb.OpenFile(dir, &opt.Options{
 		WriteBuffer:        o.WriteBuffer,
@@ -73,6 +116,30 @@ func OpenLevelDB(dir string, o LevelDBOptions) (Engine, error) {
 	return &levelEngine{db: db, wo: &opt.WriteOptions{Sync: o.Sync}}, nil
 }
 
+// acquire holds e.mu for reading for one operation, which calls release
+// when it no longer uses the db, or returns ErrClosed when the engine is
+// closed or closing.
+//
+// It takes the lock with TryRLock, which fails only while Close holds or
+// awaits the write lock: ErrClosed is the right answer then, and it
+// comes at once rather than after the operations Close waits for. It also
+// keeps a Range callback that calls back into the engine from deadlocking
+// against a waiting Close, as a second, blocking RLock would.
+func (e *levelEngine) acquire() error {
+	if !e.mu.TryRLock() {
+		return ErrClosed
+	}
+	if e.closed {
+		e.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// release ends an operation begun with acquire.
+func (e *levelEngine) release() { e.mu.RUnlock() }
+
+// prefixed returns a new key: p, then key.
 func prefixed(p byte, key []byte) []byte {
 	k := make([]byte, 1+len(key))
 	k[0] = p
@@ -80,10 +147,12 @@ func prefixed(p byte, key []byte) []byte {
 	return k
 }
 
+// Get implements Engine.
 func (e *levelEngine) Get(key []byte) ([]byte, bool, error) {
-	if e.closed.Load() {
-		return nil, false, ErrClosed
+	if err := e.acquire(); err != nil {
+		return nil, false, err
 	}
+	defer e.release()
 	v, err := e.db.Get(prefixed(dataPrefix, key), nil)
 	if err == leveldb.ErrNotFound {
 		return nil, false, nil
@@ -94,10 +163,14 @@ func (e *levelEngine) Get(key []byte) ([]byte, bool, error) {
 	return v, true, nil
 }
 
+// Range implements Engine. The engine stays open until Range returns: a
+// Close waits, and other operations, fn's included, return ErrClosed
+// meanwhile. fn must not close the engine.
 func (e *levelEngine) Range(start, end []byte, fn func(k, v []byte) bool) error {
-	if e.closed.Load() {
-		return ErrClosed
+	if err := e.acquire(); err != nil {
+		return err
 	}
+	defer e.release()
 	r := &util.Range{Start: prefixed(dataPrefix, start)}
 	if end != nil {
 		r.Limit = prefixed(dataPrefix, end)
@@ -119,9 +192,10 @@ func (e *levelEngine) Range(start, end []byte, fn func(k, v []byte) bool) error 
 // small steps, copying it each time, which made big restore batches
 // quadratic.
 func (e *levelEngine) Write(b *Batch) error {
-	if e.closed.Load() {
-		return ErrClosed
+	if err := e.acquire(); err != nil {
+		return err
 	}
+	defer e.release()
 	e.wmu.Lock()
 	defer e.wmu.Unlock()
 	need := b.Size() + b.Len()*(2*binary.MaxVarintLen32+2) + 64
@@ -166,10 +240,12 @@ func (e *levelEngine) Write(b *Batch) error {
 // writes.
 const maxKeptBatch = 4 << 20
 
+// Meta implements Engine.
 func (e *levelEngine) Meta(name string) ([]byte, bool, error) {
-	if e.closed.Load() {
-		return nil, false, ErrClosed
+	if err := e.acquire(); err != nil {
+		return nil, false, err
 	}
+	defer e.release()
 	v, err := e.db.Get(append([]byte{metaPrefix}, name...), nil)
 	if err == leveldb.ErrNotFound {
 		return nil, false, nil
@@ -181,9 +257,10 @@ func (e *levelEngine) Meta(name string) ([]byte, bool, error) {
 // write; after writes, it is recounted by a scan of the keys, so call it
 // seldom (a metrics scrape, not per record).
 func (e *levelEngine) ApproximateCount() (int64, error) {
-	if e.closed.Load() {
-		return 0, ErrClosed
+	if err := e.acquire(); err != nil {
+		return 0, err
 	}
+	defer e.release()
 	if e.countValid.Load() {
 		return e.count.Load(), nil
 	}
@@ -202,9 +279,32 @@ func (e *levelEngine) ApproximateCount() (int64, error) {
 	return n, nil
 }
 
+// Close implements Engine. It waits for the operations in flight,
+// iterations included, to finish; later calls return nil.
+// tryClose closes the engine if no operation is using it, and reports
+// whether it did. A segmented store uses it to drop an expired segment that
+// a Range may be iterating on the same goroutine (a callback that writes,
+// and so expires the segment), where Close would wait forever.
+func (e *levelEngine) tryClose() (bool, error) {
+	if !e.mu.TryLock() {
+		return false, nil
+	}
+	defer e.mu.Unlock()
+	if e.closed {
+		return true, nil
+	}
+	e.closed = true
+	e.lb, e.lbCap = nil, 0
+	return true, e.db.Close()
+}
+
 func (e *levelEngine) Close() error {
-	if e.closed.Swap(true) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
 		return nil
 	}
+	e.closed = true
+	e.lb, e.lbCap = nil, 0
 	return e.db.Close()
 }

@@ -40,7 +40,10 @@ type Segmented struct {
 	opts SegmentedOptions
 	meta Engine
 
-	mu       sync.Mutex // guards segs and observed for readers on other goroutines
+	mu sync.Mutex // guards segs and observed for readers on other goroutines
+	// closing counts the expired segments being closed in the background,
+	// because a read was using them when they expired (see dropExpired).
+	closing  sync.WaitGroup
 	segs     map[int64]Engine
 	observed int64 // the largest time written or advanced to
 
@@ -53,6 +56,14 @@ type Segmented struct {
 const metaObserved = "segments.observed"
 
 // OpenSegmented opens (or creates) a segmented engine.
+//
+// Its directory carries a format marker, like OpenLevelDB's, for the
+// store as a whole. A directory that holds something else (another kind
+// of store, a newer format, a segment or metadata LevelDB that goleveldb
+// reports corrupt) is deleted and the store starts empty, to be restored
+// from its changelog; the reason, wrapping ErrUnusableStore, is logged to
+// o.LevelDB.Logger. An unmarked segmented directory written before
+// markers existed is kept and marked.
 func OpenSegmented(o SegmentedOptions) (*Segmented, error) {
 	if o.Interval <= 0 {
 		return nil, fmt.Errorf("state: segmented store: interval %d ms must be positive", o.Interval)
@@ -66,12 +77,20 @@ func OpenSegmented(o SegmentedOptions) (*Segmented, error) {
 	if o.LevelDB.BlockCache <= 0 {
 		o.LevelDB.BlockCache = 8 << 20
 	}
-	s := &Segmented{opts: o, segs: make(map[int64]Engine), observed: -1 << 62}
 	if o.Dir == "" {
-		s.meta = NewMemory()
-		return s, nil
+		return &Segmented{opts: o, segs: make(map[int64]Engine), observed: -1 << 62, meta: NewMemory()}, nil
 	}
-	meta, err := OpenLevelDB(filepath.Join(o.Dir, "meta"), o.LevelDB)
+	// The store's marker covers its segments and metadata, so the
+	// LevelDBs under it, those created later included, are opened as is.
+	o.LevelDB.unmarked = true
+	return openMarked(o.Dir, kindSegmented, o.LevelDB.Logger, func() (*Segmented, error) { return openSegments(o) })
+}
+
+// openSegments opens the metadata and segment LevelDBs of the segmented
+// store in o.Dir. On failure, it leaves none of them open.
+func openSegments(o SegmentedOptions) (*Segmented, error) {
+	s := &Segmented{opts: o, segs: make(map[int64]Engine), observed: -1 << 62}
+	meta, err := openLevelDB(filepath.Join(o.Dir, "meta"), o.LevelDB)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +108,7 @@ func OpenSegmented(o SegmentedOptions) (*Segmented, error) {
 		if err != nil || !e.IsDir() {
 			continue
 		}
-		eng, err := OpenLevelDB(filepath.Join(o.Dir, e.Name()), o.LevelDB)
+		eng, err := openLevelDB(filepath.Join(o.Dir, e.Name()), o.LevelDB)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -164,10 +183,32 @@ func (s *Segmented) dropExpired() error {
 		if end := (id+1)*s.opts.Interval - 1; !s.expired(end) {
 			continue
 		}
-		errs = append(errs, eng.Close())
 		delete(s.segs, id)
+		dir := ""
 		if s.opts.Dir != "" {
-			errs = append(errs, os.RemoveAll(filepath.Join(s.opts.Dir, strconv.FormatInt(id*s.opts.Interval, 10))))
+			dir = filepath.Join(s.opts.Dir, strconv.FormatInt(id*s.opts.Interval, 10))
+		}
+		if tc, ok := eng.(interface{ tryClose() (bool, error) }); ok {
+			closed, err := tc.tryClose()
+			if !closed {
+				// A Range is reading the segment, maybe further up this
+				// goroutine's stack: close it when that read ends.
+				s.closing.Add(1)
+				go func() {
+					defer s.closing.Done()
+					eng.Close()
+					if dir != "" {
+						os.RemoveAll(dir)
+					}
+				}()
+				continue
+			}
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, eng.Close())
+		}
+		if dir != "" {
+			errs = append(errs, os.RemoveAll(dir))
 		}
 	}
 	for _, err := range errs {
@@ -356,19 +397,21 @@ func (s *Segmented) ApproximateCount() (int64, error) {
 	return n, nil
 }
 
-// Close implements Engine.
+// Close implements Engine. It waits for the reads of its segments in
+// flight, without holding s.mu, so that a Range callback that calls back
+// into s cannot deadlock against it. The closed metadata engine stays in
+// place, so that Meta returns ErrClosed from then on.
 func (s *Segmented) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	segs := s.segs
+	s.segs = make(map[int64]Engine)
+	s.mu.Unlock()
 	var errs []error
-	for id, eng := range s.segs {
+	for _, eng := range segs {
 		errs = append(errs, eng.Close())
-		delete(s.segs, id)
 	}
-	if s.meta != nil {
-		errs = append(errs, s.meta.Close())
-		s.meta = nil
-	}
+	s.closing.Wait() // expired segments whose close waited for a read
+	errs = append(errs, s.meta.Close())
 	for _, err := range errs {
 		if err != nil {
 			return err

@@ -167,7 +167,7 @@ func TestWindowsRetention(t *testing.T) {
 	}
 	entries, _ := os.ReadDir(path)
 	for _, e := range entries {
-		if e.Name() != "meta" {
+		if e.Name() != "meta" && e.Name() != formatFile {
 			t.Fatalf("%s still on disk", e.Name())
 		}
 	}
