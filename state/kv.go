@@ -63,12 +63,14 @@ type Options struct {
 	// OnForwardError is called, on the goroutine that flushes, when
 	// forwarding a flushed change downstream fails: the forward function
 	// returned err or panicked (err is then a *PanicError). key and value
-	// are the change's encoded key and new value (nil for a delete). The
-	// change is already logged and batched for the engine either way, so
-	// the store holds it. Returning nil goes on with the next change (the
-	// failure was handled, for example dead-lettered); returning an error
-	// stops the flush and the changes not flushed yet stay dirty for the
-	// next one. nil returns err: the flush stops at the first failure.
+	// are the change's encoded key and new value (nil for a delete); the
+	// change is logged and batched for the engine either way, so the
+	// store holds it. It is also called, with a nil value, when the value
+	// codec cannot encode a change: that change is undone, neither stored
+	// nor logged. Returning nil goes on with the next change (the failure
+	// was handled, for example dead-lettered); returning an error stops
+	// the flush, and the changes not flushed yet stay dirty for the next
+	// one. nil returns err: the flush stops at the first failure.
 	OnForwardError func(key, value []byte, err error) error
 }
 
@@ -475,7 +477,19 @@ func (s *KV[K, V]) flushEntries(es []*entry[K, V]) (int, error) {
 		if !e.deleted {
 			var err error
 			if vb, err = s.vc.Encode(e.value); err != nil {
-				return i, fmt.Errorf("state: store %q: %w", s.name, err)
+				err = fmt.Errorf("state: store %q: %w", s.name, err)
+				if s.onErr == nil {
+					return i, err
+				}
+				// The value can be neither stored nor logged: the change
+				// is reported (key only) and undone, so the cache agrees
+				// with the engine and the changelog again.
+				if err := s.onErr(kb, nil, err); err != nil {
+					return i, err
+				}
+				e.dirty = false
+				e.value, e.deleted = e.old, !e.hasOld
+				continue
 			}
 		}
 		e.dirty = false

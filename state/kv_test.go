@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -326,3 +327,84 @@ func (discard) Write(*Batch) error                                      { return
 func (discard) Meta(string) ([]byte, bool, error)                       { return nil, false, nil }
 func (discard) ApproximateCount() (int64, error)                        { return 0, nil }
 func (discard) Close() error                                            { return nil }
+
+// TestKVFlushFailures: a change whose forward fails or panics, or whose
+// value does not encode, is handed to OnForwardError and the flush goes
+// on with the others; unhandled, the flush stops and keeps the rest dirty.
+func TestKVFlushFailures(t *testing.T) {
+	refusing := codec.Func("refusing",
+		func(v string) ([]byte, error) {
+			if v == "unencodable" {
+				return nil, fmt.Errorf("cannot encode %q", v)
+			}
+			return []byte(v), nil
+		},
+		func(b []byte) (string, error) { return string(b), nil })
+	var forwarded, logged []string
+	forward := func(k string, c Change[string]) error {
+		switch c.New {
+		case "fails":
+			return fmt.Errorf("%s refused", k)
+		case "panics":
+			panic(k + " panicked")
+		}
+		forwarded = append(forwarded, k+"="+c.New)
+		return nil
+	}
+	logger := func(k, v []byte) { logged = append(logged, string(k)+"="+string(v)) }
+	var failures []string
+	handled := Options{OnForwardError: func(k, v []byte, err error) error {
+		var pe *PanicError
+		kind := "error"
+		if errors.As(err, &pe) {
+			kind = "panic"
+		}
+		failures = append(failures, fmt.Sprintf("%s=%s:%s", k, v, kind))
+		return nil
+	}}
+	s := NewKV("s", NewMemory(), codec.String(), refusing, handled, logger, forward)
+	for _, kv := range [][2]string{{"a", "ok"}, {"b", "fails"}, {"c", "panics"}, {"d", "unencodable"}, {"e", "ok"}} {
+		if err := s.Put(kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(forwarded); got != "[a=ok e=ok]" {
+		t.Fatalf("forwarded %s", got)
+	}
+	if got := fmt.Sprint(failures); got != "[b=fails:error c=panics:panic d=:error]" {
+		t.Fatalf("failures %s", got)
+	}
+	if got := fmt.Sprint(logged); got != "[a=ok b=fails c=panics e=ok]" {
+		t.Fatalf("logged %s: the failed forwards are stored and logged, the unencodable value is not", got)
+	}
+	if err := s.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Get("d"); ok {
+		t.Fatal("the unencodable change is still in the store")
+	}
+	if v, ok, _ := s.Get("b"); !ok || v != "fails" {
+		t.Fatalf("b = %q, %v: a change whose forward failed is still stored", v, ok)
+	}
+
+	// Unhandled, the first failure stops the flush; the rest stays dirty.
+	forwarded = nil
+	s2 := NewKV("s2", NewMemory(), codec.String(), refusing, Options{}, nil, forward)
+	for _, kv := range [][2]string{{"a", "ok"}, {"b", "fails"}, {"c", "ok"}} {
+		if err := s2.Put(kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s2.Flush(); err == nil {
+		t.Fatal("an unhandled forward failure did not stop the flush")
+	}
+	if err := s2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(forwarded); got != "[a=ok c=ok]" {
+		t.Fatalf("forwarded %s: c must be forwarded by the second flush", got)
+	}
+}
