@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // GlobalSpec declares a global table: a topic that every instance reads
@@ -87,18 +86,18 @@ func (t *Task) GlobalStore(name string) (*GlobalStore, error) {
 
 // startGlobals reads every global table's topic to its end offsets as of
 // the call (the bootstrap), then keeps applying new records in the
-// background until ctx is done. Tasks process nothing before it returns.
+// background, on the instance's changelog reader, until the runtime shuts
+// down. Tasks process nothing before it returns.
 func (r *Runtime) startGlobals(ctx context.Context) error {
 	if len(r.globals) == 0 {
 		return nil
 	}
 	start := time.Now()
-	parts := make(map[string]map[int32]kgo.Offset)
-	ends := make(map[string]map[int32]int64)
 	topics := make([]string, len(r.globals))
+	stores := make(map[string]*GlobalStore, len(r.globals))
 	for i, g := range r.globals {
 		topics[i] = g.Topic
-		parts[g.Topic], ends[g.Topic] = make(map[int32]kgo.Offset), make(map[int32]int64)
+		stores[g.Topic] = r.env.Globals[g.Name]
 	}
 	listed, err := kadm.NewClient(r.cl).ListEndOffsets(ctx, topics...)
 	if err == nil {
@@ -107,73 +106,74 @@ func (r *Runtime) startGlobals(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("processor: end offsets of global tables %v: %w", topics, err)
 	}
+	// behind counts the partitions not read up to their listed end yet.
+	var mu sync.Mutex
+	behind := 0
+	caughtUp := make(chan struct{})
+	var subs []*changelogSub
+	var tps []topicPartition
+	var firstErr error
 	listed.Each(func(o kadm.ListedOffset) {
-		parts[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
-		if o.Offset > 0 {
-			ends[o.Topic][o.Partition] = o.Offset
+		if firstErr != nil {
+			return
 		}
-	})
-	cl, err := kgo.NewClient(append(slices.Clone(r.cfg.ClientOpts), kgo.ConsumePartitions(parts),
-		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20))...)
-	if err != nil {
-		return err
-	}
-	stores := make(map[string]*GlobalStore, len(r.globals))
-	for _, g := range r.globals {
-		stores[g.Topic] = r.env.Globals[g.Name]
-	}
-	apply := func(fs kgo.Fetches) error {
-		var ferr error
-		fs.EachError(func(topic string, p int32, err error) {
-			ferr = fmt.Errorf("global table topic %s/%d: %w", topic, p, err)
+		end := o.Offset
+		store := stores[o.Topic]
+		reached := end <= 0
+		if !reached {
+			behind++
+		}
+		sub, err := r.changelogs.read(o.Topic, o.Partition, 0, -1, func(recs []*RawRecord) error {
+			store.Apply(recs...)
+			if !reached && recs[len(recs)-1].Offset+1 >= end {
+				reached = true
+				mu.Lock()
+				if behind--; behind == 0 {
+					close(caughtUp)
+				}
+				mu.Unlock()
+			}
+			return nil
 		})
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) == 0 {
+		if err != nil {
+			firstErr = err
+			return
+		}
+		subs, tps = append(subs, sub), append(tps, topicPartition{o.Topic, o.Partition})
+	})
+	mu.Lock()
+	if behind == 0 {
+		close(caughtUp)
+	}
+	mu.Unlock()
+	if firstErr != nil {
+		return fmt.Errorf("processor: bootstrapping global tables: %w", firstErr)
+	}
+	// A read that fails ends the bootstrap with its error; after the
+	// bootstrap, such a failure is logged and the table stops updating.
+	failed := make(chan error, 1)
+	for i, sub := range subs {
+		go func() {
+			err, ok := <-sub.done
+			if !ok || err == nil {
 				return
 			}
-			stores[p.Topic].Apply(p.Records...)
-			last := p.Records[len(p.Records)-1].Offset
-			if end, ok := ends[p.Topic][p.Partition]; ok && last+1 >= end {
-				delete(ends[p.Topic], p.Partition)
+			select {
+			case failed <- err:
+			default:
 			}
-		})
-		return ferr
+			r.log.Warn("reading global table", "topic", tps[i].topic, "partition", tps[i].partition, "error", err)
+		}()
 	}
-	remaining := func() bool {
-		for _, m := range ends {
-			if len(m) > 0 {
-				return true
-			}
-		}
-		return false
-	}
-	for remaining() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			cl.Close()
-			return ctx.Err()
-		}
-		if err := apply(fs); err != nil {
-			cl.Close()
-			return fmt.Errorf("processor: bootstrapping global tables: %w", err)
-		}
+	select {
+	case <-caughtUp:
+	case err := <-failed:
+		return fmt.Errorf("processor: bootstrapping global tables: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	for _, g := range r.globals {
 		r.log.Info("global table bootstrapped", "table", g.Name, "topic", g.Topic, "rows", r.env.Globals[g.Name].Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
-	r.globalsDone.Add(1)
-	go func() {
-		defer r.globalsDone.Done()
-		defer cl.Close()
-		for {
-			fs := cl.PollFetches(ctx)
-			if ctx.Err() != nil || fs.IsClientClosed() {
-				return
-			}
-			if err := apply(fs); err != nil {
-				r.log.Warn("reading global tables", "error", err)
-			}
-		}
-	}()
 	return nil
 }

@@ -56,7 +56,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 	defer r.mu.Unlock()
 	r.assign(id)
 	rt := r.tasks[id]
-	if rt == nil || !rt.ready {
+	if rt == nil || !rt.running() {
 		t.Fatal("task without stores not ready at assignment")
 	}
 	fired := 0

@@ -1,0 +1,186 @@
+// The commit path: prepare (flush the caches), commit (acknowledged
+// outputs, then input offsets), post-commit (stores written with their
+// changelog positions).
+
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// withStreamTimes returns ctx carrying a pre-commit hook that writes each
+// task's stream time into the metadata of its partitions' offsets.
+func withStreamTimes(ctx context.Context, times map[string]map[int32]int64) context.Context {
+	return kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			rt := &req.Topics[i]
+			for j := range rt.Partitions {
+				rp := &rt.Partitions[j]
+				if ms, ok := times[rt.Topic][rp.Partition]; ok && ms >= 0 {
+					rp.Metadata = kmsg.StringPtr(streamTimeMeta + strconv.FormatInt(ms, 10))
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// finalCommit commits what was processed before stopping, within a bound
+// so a dead cluster cannot hang shutdown.
+func (r *Runtime) finalCommit() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return r.commitLocked(ctx)
+}
+
+// commitLocked takes the lock and commits.
+func (r *Runtime) commitLocked(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.commit(ctx, nil)
+}
+
+// commit flushes every produced record, then commits the input offsets of
+// the given tasks (all when nil). After a produce failure it commits
+// nothing and returns the failure. r.mu is held.
+func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
+	if (!r.dirty && only == nil) || r.aborted.Load() {
+		return nil
+	}
+	if err := r.produceErr(); err != nil {
+		return err
+	}
+	var tasks []*runTask
+	for id, t := range r.tasks {
+		if t.running() && (only == nil || only[id]) {
+			tasks = append(tasks, t)
+		}
+	}
+	// 1. Flush caches: changes go downstream and to the changelogs. Tasks
+	// share nothing but the client, so they flush in parallel.
+	err := r.parallel(len(tasks), func(i int) error {
+		if err := tasks[i].FlushStores(); err != nil {
+			return fmt.Errorf("processor: task %s: flush stores: %w", tasks[i].id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// 2. Every output and changelog record acknowledged.
+	if err := r.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("processor: flush before commit: %w", err)
+	}
+	if err := r.produceErr(); err != nil {
+		return err
+	}
+	// 3. Local stores written, with the changelog offsets they reach.
+	err = r.parallel(len(tasks), func(i int) error {
+		if err := tasks[i].CommitStores(); err != nil {
+			return fmt.Errorf("processor: task %s: commit stores: %w", tasks[i].id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// 4. Input offsets.
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	times := make(map[string]map[int32]int64)
+	for _, t := range tasks {
+		id := t.id
+		for topic, eo := range t.next {
+			if offsets[topic] == nil {
+				offsets[topic] = make(map[int32]kgo.EpochOffset)
+				times[topic] = make(map[int32]int64)
+			}
+			offsets[topic][id.Partition] = eo
+			times[topic][id.Partition] = t.StreamTimeMillis()
+		}
+	}
+	var commitErr error
+	if len(offsets) > 0 {
+		r.commitOffsets(withStreamTimes(ctx, times), offsets, &commitErr)
+	}
+	if commitErr != nil {
+		return fmt.Errorf("processor: commit offsets: %w", commitErr)
+	}
+	if only == nil {
+		r.dirty = false
+	}
+	r.commits.Add(1)
+	r.purge(ctx, offsets)
+	return nil
+}
+
+// purgeEvery bounds how often committed records are deleted from
+// repartition topics.
+const purgeEvery = 30 * time.Second
+
+// purge deletes the records of repartition topics below the committed
+// offsets: nothing reads them again, and the topics keep them otherwise
+// (they are created with infinite retention, so nothing unprocessed
+// expires while the app is down). A failure is only logged: the next
+// purge covers it.
+func (r *Runtime) purge(ctx context.Context, committed map[string]map[int32]kgo.EpochOffset) {
+	if len(r.repartitions) == 0 || time.Since(r.lastPurge) < purgeEvery {
+		return
+	}
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 5000
+	for _, topic := range r.repartitions {
+		parts := committed[topic]
+		if len(parts) == 0 {
+			continue
+		}
+		rt := kmsg.NewDeleteRecordsRequestTopic()
+		rt.Topic = topic
+		for p, eo := range parts {
+			rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+			rp.Partition, rp.Offset = p, eo.Offset
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	if len(req.Topics) == 0 {
+		return // nothing committed on a repartition topic yet: try next commit
+	}
+	r.lastPurge = time.Now()
+	shards := r.cl.RequestSharded(ctx, req)
+	for _, sh := range shards {
+		if sh.Err != nil {
+			r.log.Warn("purging repartition topics", "error", sh.Err)
+			continue
+		}
+		for _, t := range sh.Resp.(*kmsg.DeleteRecordsResponse).Topics {
+			for _, p := range t.Partitions {
+				if err := kerrFor(p.ErrorCode); err != nil {
+					r.log.Warn("purging repartition topic", "topic", t.Topic, "partition", p.Partition, "error", err)
+				}
+			}
+		}
+	}
+}
+
+func (r *Runtime) commitOffsets(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset, commitErr *error) {
+	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			*commitErr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerrFor(p.ErrorCode); e != nil {
+					*commitErr = errors.Join(*commitErr, fmt.Errorf("topic %q partition %d: %w", t.Topic, p.Partition, e))
+				}
+			}
+		}
+	})
+}

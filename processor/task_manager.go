@@ -1,0 +1,281 @@
+// The task manager: tasks created on assignment, restored off the poll
+// loop, and closed on revocation or loss.
+
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// assign starts the task id. A task without stores opens at once; one with
+// stores has its partitions paused while a goroutine opens and restores it,
+// so restoring never holds up polling, heartbeats or other tasks. r.mu is
+// held.
+func (r *Runtime) assign(id TaskID) {
+	if _, ok := r.tasks[id]; ok {
+		return
+	}
+	rt := &runTask{id: id, next: make(map[string]kgo.EpochOffset),
+		buf: make(map[string][]*kgo.Record), caughtUp: make(map[string]bool), assigned: time.Now()}
+	for _, ref := range r.cfg.Topology.subs[id.SubTopology].Sources {
+		if name := ref.Resolve(r.cfg.Plan.AppID); r.cfg.Plan.Partitions[name] > id.Partition {
+			rt.inputs = append(rt.inputs, name)
+			if n, ok := r.keyParts[name]; ok {
+				if rt.keyParts == nil {
+					rt.keyParts = make(map[string]int32)
+				}
+				rt.keyParts[name] = n
+			}
+		}
+	}
+	r.tasks[id] = rt
+	r.publish()
+	if len(r.cfg.Topology.subs[id.SubTopology].Stores) == 0 {
+		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		rt.Task = t
+		rt.published.Store(t)
+		r.setState(rt, TaskRunning)
+		r.log.Info("task started", "task", id.String())
+		return
+	}
+	r.setState(rt, TaskRestoring)
+	parts := r.partitionsOf(id)
+	r.cl.PauseFetchPartitions(parts)
+	ctx, cancel := context.WithCancel(context.Background())
+	rt.cancel = cancel
+	r.restoring.Add(1)
+	go func() {
+		defer r.restoring.Done()
+		t, err := r.openAndRestore(ctx, rt)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.tasks[id] != rt || ctx.Err() != nil {
+			if t != nil {
+				t.Close() // revoked while restoring
+			}
+			return
+		}
+		if err != nil {
+			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
+			return
+		}
+		rt.Task, rt.cancel, rt.assigned = t, nil, time.Now()
+		r.setState(rt, TaskRunning)
+		r.cl.ResumeFetchPartitions(parts)
+		r.log.Info("task started", "task", id.String(), "restored", t.stats.Restored.Load())
+	}()
+}
+
+// openAndRestore opens a task, waiting for its state directory if the
+// previous owner on this machine still holds it, and restores its stores.
+func (r *Runtime) openAndRestore(ctx context.Context, rt *runTask) (*Task, error) {
+	id := rt.id
+	backoff := 10 * time.Millisecond
+	for {
+		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+		if err == nil {
+			rt.published.Store(t)
+			st, err := r.committedStreamTime(ctx, id)
+			if err != nil {
+				t.Close()
+				return nil, err
+			}
+			t.RestoreStreamTime(st)
+			if err := t.Restore(ctx, r.changelogs); err != nil {
+				t.Close()
+				return nil, err
+			}
+			return t, nil
+		}
+		if !errors.Is(err, ErrTaskLocked) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// streamTimeMeta prefixes the stream time in committed offsets' metadata.
+const streamTimeMeta = "kappa.st="
+
+// committedStreamTime reads the stream time the task's last owner
+// committed with its input offsets: the largest over its partitions, -1
+// when none was committed.
+func (r *Runtime) committedStreamTime(ctx context.Context, id TaskID) (int64, error) {
+	offs, err := kadm.NewClient(r.cl).FetchOffsets(ctx, r.cfg.Plan.AppID)
+	if err != nil {
+		return -1, fmt.Errorf("processor: task %s: committed offsets: %w", id, err)
+	}
+	st := int64(-1)
+	for topic, parts := range r.partitionsOf(id) {
+		for _, p := range parts {
+			o, ok := offs.Lookup(topic, p)
+			if !ok || o.Err != nil {
+				continue
+			}
+			if v, ok := strings.CutPrefix(o.Metadata, streamTimeMeta); ok {
+				if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > st {
+					st = ms
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+// partitionsOf returns the input partitions of a task.
+func (r *Runtime) partitionsOf(id TaskID) map[string][]int32 {
+	parts := make(map[string][]int32)
+	for _, ref := range r.cfg.Topology.subs[id.SubTopology].Sources {
+		topic := ref.Resolve(r.cfg.Plan.AppID)
+		if id.Partition < r.cfg.Plan.Partitions[topic] {
+			parts[topic] = []int32{id.Partition}
+		}
+	}
+	return parts
+}
+
+func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for topic, parts := range assigned {
+		sub, ok := r.subs[topic]
+		if !ok {
+			continue
+		}
+		for _, p := range parts {
+			r.assign(TaskID{SubTopology: sub, Partition: p})
+		}
+	}
+	r.log.Info("tasks assigned", "assigned", assigned)
+}
+
+// onRevoked commits and closes the revoked tasks. It runs while no poll is
+// being processed (BlockRebalanceOnPoll), and on Close.
+func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := r.tasksOf(revoked)
+	if err := r.commit(ctx, ids); err != nil {
+		r.log.Error("commit on revoke failed; the next owner reprocesses from the last commit", "error", err)
+	}
+	r.closeTasks(ids)
+	r.log.Info("tasks revoked", "revoked", revoked)
+}
+
+// onLost closes tasks without committing: another member owns them now.
+func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeTasks(r.tasksOf(lost))
+	r.log.Warn("tasks lost", "lost", lost)
+}
+
+func (r *Runtime) tasksOf(parts map[string][]int32) map[TaskID]bool {
+	ids := make(map[TaskID]bool)
+	for topic, ps := range parts {
+		if sub, ok := r.subs[topic]; ok {
+			for _, p := range ps {
+				if _, running := r.tasks[TaskID{SubTopology: sub, Partition: p}]; running {
+					ids[TaskID{SubTopology: sub, Partition: p}] = true
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// closeTasks closes the tasks ids and forgets them. r.mu is held.
+func (r *Runtime) closeTasks(ids map[TaskID]bool) {
+	for id := range ids {
+		t, ok := r.tasks[id]
+		if !ok {
+			continue
+		}
+		delete(r.tasks, id)
+		if t.cancel != nil {
+			t.cancel() // the restore goroutine closes what it opened
+		}
+		if t.Task != nil {
+			if err := t.Close(); err != nil {
+				r.log.Warn("closing task", "task", id.String(), "error", err)
+			}
+		}
+		r.setState(t, TaskClosed)
+	}
+	r.publish()
+}
+
+// TaskState is where a task is in its life cycle on this instance, as in
+// Kafka Streams: Created when it is assigned, Restoring while its stores
+// catch up with their changelogs (its inputs are paused), Running while it
+// processes, Suspended when its commit was fenced and it waits to be
+// closed, Closed once closed. A task without stores goes from Created to
+// Running at once.
+type TaskState int32
+
+const (
+	TaskCreated TaskState = iota
+	TaskRestoring
+	TaskRunning
+	TaskSuspended
+	TaskClosed
+)
+
+// String returns the state's name in lower case.
+func (s TaskState) String() string {
+	switch s {
+	case TaskCreated:
+		return "created"
+	case TaskRestoring:
+		return "restoring"
+	case TaskRunning:
+		return "running"
+	case TaskSuspended:
+		return "suspended"
+	case TaskClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// stateOf returns t's state.
+func (t *runTask) stateOf() TaskState { return TaskState(t.state.Load()) }
+
+// running reports whether the task is Running: open, restored, processing.
+func (t *runTask) running() bool { return t.stateOf() == TaskRunning }
+
+// setState moves the task to s, logging the transition.
+func (r *Runtime) setState(t *runTask, s TaskState) {
+	if old := TaskState(t.state.Swap(int32(s))); old != s {
+		r.log.Debug("task state", "task", t.id.String(), "from", old.String(), "to", s.String())
+	}
+}
+
+// publish makes the current set of tasks visible to status readers,
+// which do not take r.mu. r.mu is held.
+func (r *Runtime) publish() {
+	view := make([]*runTask, 0, len(r.tasks))
+	for _, t := range r.tasks {
+		view = append(view, t)
+	}
+	slices.SortFunc(view, func(a, b *runTask) int { return compareTaskIDs(a.id, b.id) })
+	r.view.Store(&view)
+}
