@@ -97,19 +97,20 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	rt, err := processor.NewRuntime(processor.RuntimeConfig{
-		Topology:       a.topo,
-		Plan:           plan,
-		ClientOpts:     append(conn.ClientOpts(), clientLogger(a.cfg.logger)...),
-		CommitInterval: a.cfg.commitInterval,
-		OnError:        a.cfg.onError,
-		Logger:         a.log,
-		Workers:        a.cfg.workers,
-		MaxPollRecords: a.cfg.maxPoll,
-		SessionTimeout: a.cfg.sessionTimeout,
-		OnBalance:      a.cfg.onBalance,
-		StateDir:       a.cfg.stateDir,
-		CacheBytes:     a.cfg.cacheBytes,
-		MaxTaskIdle:    a.cfg.maxTaskIdle,
+		Topology:         a.topo,
+		Plan:             plan,
+		ClientOpts:       append(conn.ClientOpts(), clientLogger(a.cfg.logger)...),
+		CommitInterval:   a.cfg.commitInterval,
+		OnError:          a.cfg.onError,
+		Logger:           a.log,
+		Workers:          a.cfg.workers,
+		MaxPollRecords:   a.cfg.maxPoll,
+		SessionTimeout:   a.cfg.sessionTimeout,
+		RebalanceTimeout: a.cfg.rebalanceTimeout,
+		OnBalance:        a.cfg.onBalance,
+		StateDir:         a.cfg.stateDir,
+		CacheBytes:       a.cfg.cacheBytes,
+		MaxTaskIdle:      a.cfg.maxTaskIdle,
 	})
 	if err != nil {
 		return err

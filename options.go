@@ -17,20 +17,21 @@ import (
 type Opt func(*config)
 
 type config struct {
-	appID          string
-	seeds          []string
-	connOpts       []broker.ConnOpt
-	commitInterval time.Duration
-	onError        ErrorPolicy
-	logger         *slog.Logger
-	workers        int
-	maxPoll        int
-	sessionTimeout time.Duration
-	signals        bool
-	onBalance      func(map[string][]processor.TaskID)
-	stateDir       string
-	cacheBytes     *int64
-	maxTaskIdle    time.Duration
+	appID            string
+	seeds            []string
+	connOpts         []broker.ConnOpt
+	commitInterval   time.Duration
+	onError          ErrorPolicy
+	logger           *slog.Logger
+	workers          int
+	maxPoll          int
+	sessionTimeout   time.Duration
+	rebalanceTimeout time.Duration
+	signals          bool
+	onBalance        func(map[string][]processor.TaskID)
+	stateDir         string
+	cacheBytes       *int64
+	maxTaskIdle      time.Duration
 }
 
 // ErrorPolicy says what happens to a record that fails to decode or whose
@@ -88,6 +89,15 @@ func MaxPollRecords(n int) Opt { return func(c *config) { c.maxPoll = n } }
 // them over. It overrides the default 45s; brokers bound it (6s minimum by
 // default).
 func SessionTimeout(d time.Duration) Opt { return func(c *config) { c.sessionTimeout = d } }
+
+// RebalanceTimeout sets how long the group waits, once a rebalance
+// starts, for every instance to rejoin, overriding the default 15s. An
+// instance that dies while the group rebalances holds the rebalance up for
+// this long (Kafka clients default to 60s or more, which left groups with
+// no tasks running for a minute after a crash during a rebalance). It
+// must cover the time an instance takes to commit the tasks it gives up;
+// one that takes longer is dropped from the group and rejoins.
+func RebalanceTimeout(d time.Duration) Opt { return func(c *config) { c.rebalanceTimeout = d } }
 
 // HandleSignals sets whether Run stops gracefully on SIGINT and SIGTERM (and
 // exits at once on a second one). The default is true; turn it off when the
@@ -169,6 +179,9 @@ func (c *config) validate() error {
 	}
 	if c.maxTaskIdle < 0 {
 		errs = append(errs, fmt.Errorf("kappa: MaxTaskIdle(%v): must be positive, for example 500*time.Millisecond", c.maxTaskIdle))
+	}
+	if c.rebalanceTimeout < 0 || (c.rebalanceTimeout > 0 && c.rebalanceTimeout < time.Second) {
+		errs = append(errs, fmt.Errorf("kappa: RebalanceTimeout(%v): must be at least 1s, the time instances have to rejoin a rebalance", c.rebalanceTimeout))
 	}
 	if c.sessionTimeout < 0 {
 		errs = append(errs, fmt.Errorf("kappa: SessionTimeout(%v): must be positive", c.sessionTimeout))

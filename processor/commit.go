@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -63,6 +64,15 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 			tasks = append(tasks, t)
 		}
 	}
+	// 0. Still a member? An instance that was paused past the session
+	// timeout (a GC pause, a stopped VM) has lost its tasks to others;
+	// flushing now would write its stale caches to the outputs and
+	// changelogs before its offset commit failed. Asking first narrows
+	// that window to the time between this answer and the flush.
+	if err := r.checkMembership(ctx); err != nil {
+		r.loseTasks(tasks, err)
+		return nil
+	}
 	// 1. Flush caches: changes go downstream and to the changelogs. Tasks
 	// share nothing but the client, so they flush in parallel.
 	err := r.parallel(len(tasks), func(i int) error {
@@ -108,6 +118,10 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	var commitErr error
 	if len(offsets) > 0 {
 		r.commitOffsets(withStreamTimes(ctx, times), offsets, &commitErr)
+	}
+	if fenced(commitErr) {
+		r.loseTasks(tasks, commitErr)
+		return nil
 	}
 	if commitErr != nil {
 		return fmt.Errorf("processor: commit offsets: %w", commitErr)
@@ -183,4 +197,57 @@ func (r *Runtime) commitOffsets(ctx context.Context, offsets map[string]map[int3
 			}
 		}
 	})
+}
+
+// fenced reports whether err says this member no longer belongs to the
+// group's current generation: it was evicted (a pause longer than the
+// session timeout, a broker restart that forgot it) or the group moved on
+// without it. Its tasks belong to others now.
+func fenced(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.FencedInstanceID)
+}
+
+// checkMembership asks the group coordinator whether this member is still
+// in the group's current generation, with a heartbeat: a fenced answer
+// (see fenced) is returned; any other, including a rebalance in progress
+// or a failed request, is not, and the commit goes on and finds out.
+func (r *Runtime) checkMembership(ctx context.Context) error {
+	member, gen := r.cl.GroupMetadata()
+	if member == "" || gen < 0 {
+		return nil // not joined yet: nothing to commit for
+	}
+	req := kmsg.NewPtrHeartbeatRequest()
+	req.Group = r.cfg.Plan.AppID
+	req.Generation = gen
+	req.MemberID = member
+	resp, err := req.RequestWith(ctx, r.cl)
+	if err != nil {
+		return nil
+	}
+	if err := kerrFor(resp.ErrorCode); fenced(err) {
+		return err
+	}
+	return nil
+}
+
+// loseTasks closes every task after a commit of tasks was fenced,
+// without flushing or committing anything more: another member owns them
+// and has, or will, reprocess their input from the last commit. Kafka
+// Streams calls such tasks migrated, closes them dirty and rejoins; the
+// client rejoins the group on its own (its next heartbeat fails the same
+// way, and it reports every partition lost) and the assignment it gets
+// back starts new tasks, restored from the changelogs, at the committed
+// offsets. r.mu is held.
+func (r *Runtime) loseTasks(tasks []*runTask, why error) {
+	ids := make(map[TaskID]bool, len(r.tasks))
+	for id, t := range r.tasks {
+		ids[id] = true
+		r.setState(t, TaskSuspended)
+	}
+	r.log.Warn("this instance is no longer a member of the group's generation: its tasks are closed without "+
+		"committing and it rejoins; their input since the last commit is reprocessed by their next owner",
+		"tasks", len(ids), "committing", len(tasks), "error", why)
+	r.closeTasks(ids)
+	r.dirty = false
 }

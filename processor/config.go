@@ -28,6 +28,9 @@ type RuntimeConfig struct {
 	// SessionTimeout is the group session timeout: how long a member that
 	// died without leaving keeps its tasks. Default 45s (Kafka's default).
 	SessionTimeout time.Duration
+	// RebalanceTimeout is how long a rebalance waits for every member to
+	// rejoin. Default 15s.
+	RebalanceTimeout time.Duration
 	// StateDir is the root of persistent stores. Default: a "kappa"
 	// directory under the system temp dir.
 	StateDir string
@@ -49,7 +52,11 @@ const (
 	DefaultCommitInterval = 30 * time.Second
 	DefaultMaxPollRecords = 10000
 	DefaultSessionTimeout = 45 * time.Second
-	DefaultMaxTaskIdle    = 100 * time.Millisecond
+	// DefaultRebalanceTimeout is shorter than Kafka clients' 60s: a member
+	// that dies during a rebalance holds it up this long, with no task
+	// running in the whole group.
+	DefaultRebalanceTimeout = 15 * time.Second
+	DefaultMaxTaskIdle      = 100 * time.Millisecond
 )
 
 // DefaultStateDir returns the default root of persistent stores: a
@@ -72,6 +79,9 @@ func (c *RuntimeConfig) ensureDefaults() {
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.RebalanceTimeout <= 0 {
+		c.RebalanceTimeout = DefaultRebalanceTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -113,6 +113,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		kgo.OnPartitionsLost(r.onLost),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
@@ -320,7 +321,9 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		}
 		// Fetch errors are retried by the client; they are worth a log line.
 		fetches.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			// The poll's own deadline (the next commit or punctuation)
+			// ends fetches too: that is not an error.
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				r.log.Warn("fetch error", "topic", topic, "partition", p, "error", err)
 			}
 		})
