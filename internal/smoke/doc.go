@@ -1,0 +1,45 @@
+// Package smoke is Kappa's multi-process crash test harness, in the manner
+// of Kafka Streams' StreamsSmokeTest and EosTestDriver: a topology that
+// exercises every kind of operator, an input whose results are known in
+// closed form, and a verifier that reads every output topic and checks the
+// guarantee the app ran under. The driver that starts app instances as OS
+// processes, kills and restarts them, is the root package's smoke_test.go;
+// one instance is the program cmd/smokeapp.
+//
+// # How the pieces fit
+//
+//   - [Topology] builds the app: an echo of the input, per-key count, sum,
+//     min, max and distinct-value aggregations, a count per group of keys
+//     behind a repartition topic, and a tumbling-window count per key.
+//   - [Input] generates the records: Keys keys, each with the values
+//     0..Values-1 in order, with increasing event times. Its Phase splits
+//     them for producing while instances crash, and [Input.Truth] gives the
+//     results of processing every record once.
+//   - The smokeapp program runs one instance and prints a [Status] line on
+//     stdout whenever its tasks or their readiness change, so a driver can
+//     wait for a rebalance to settle on a condition rather than a sleep.
+//   - [GroupLag] says how far the group's committed offsets are from the
+//     ends of its input and repartition topics: the driver waits for zero.
+//   - [Read] fetches every output topic and the dead-letter topic to their
+//     ends, and [Check] tests the records against the truth and the
+//     [Guarantee]: the invariants are listed there.
+//
+// # Guarantees
+//
+// Kappa commits at-least-once today, and [ParseGuarantee] accepts only
+// [AtLeastOnce]. [Check] already knows the stricter invariants of
+// [ExactlyOnce] (no duplicate, every aggregate exact at every step), so
+// adding exactly-once to Kappa needs a flag value and an app option here,
+// not a new harness.
+//
+// # Example
+//
+//	in := smoke.Input{}.WithDefaults()
+//	for p := range 4 {
+//		produce(in.Phase(p, 4)) // while instances run and crash
+//	}
+//	// ... wait until smoke.GroupLag reports zero, stop the instances ...
+//	out, err := smoke.Read(ctx, seeds, appID, smoke.AtLeastOnce)
+//	res := smoke.Check(in, smoke.AtLeastOnce, out)
+//	if err := res.Err(); err != nil { ... }
+package smoke

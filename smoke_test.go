@@ -1,0 +1,584 @@
+package kappa_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/internal/kafkatest"
+	"github.com/kappa-streams/kappa/internal/smoke"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The smoke tests run the app of internal/smoke as three OS processes
+// (internal/smoke/cmd/smokeapp) against an embedded broker started here,
+// in the manner of Kafka Streams' StreamsSmokeTest: they produce a
+// closed-form input in phases, kill instances with SIGKILL while they
+// process, restart them (once on an empty state directory), or restart the
+// broker, then stop every instance with SIGTERM and check every output
+// topic with smoke.Check, whose doc comment lists the invariants. They also
+// check that the group's committed offsets reach the end of the input and
+// of the repartition topic, and that every instance stops cleanly.
+//
+// Environment:
+//
+//	KAPPA_SMOKE_SEED=n    seed of the kill schedule (default 1), logged by every run
+//	KAPPA_SMOKE_LOGS=dir  keep the instances' logs in dir (default: printed on failure only)
+
+// smokeApp is the application ID of the smoke runs.
+const smokeApp = "smoke"
+
+// TestSmokeAtLeastOnceCrashes produces four phases of input while three
+// instances run. During each of the first three phases, at a random point
+// of its production (which instances process as it arrives), it SIGKILLs
+// instances chosen at random and starts them again: one in the first
+// phase; one on an empty state directory in the second, so that it
+// restores its stores from their changelogs; two at once in the third.
+// Under at-least-once nothing may be lost and duplicates are allowed (see
+// smoke.Check for the invariants).
+func TestSmokeAtLeastOnceCrashes(t *testing.T) {
+	bin := buildSmokeApp(t)
+	seed := smokeSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 11))
+	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
+
+	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
+	r := newSmokeRun(t, bin, seeds)
+	names := []string{"a", "b", "c"}
+	for _, name := range names {
+		r.start(name)
+	}
+	r.waitStable(60 * time.Second)
+
+	cl := kafkatest.Client(t, seeds)
+	const phases = 4
+	for p := range phases {
+		produced := producePaced(cl, in.Phase(p, phases))
+		if p < phases-1 {
+			victims := 1
+			if p == 2 {
+				victims = 2
+			}
+			wipe := p == 1
+			// A random point of the phase: a scenario step, not a
+			// synchronisation; what follows waits on conditions.
+			pause := time.Duration(rng.Int64N(int64(pacedTime(in.Len()/phases) * 8 / 10)))
+			time.Sleep(pause)
+			lags := r.lag()
+			killed := []string{}
+			for _, i := range rng.Perm(len(names))[:victims] {
+				r.procs[names[i]].kill(t)
+				killed = append(killed, names[i])
+			}
+			t.Logf("phase %d: SIGKILLed %v %v into the phase (group at %v)", p, killed, pause.Round(time.Millisecond), lags)
+			for _, name := range killed {
+				if wipe {
+					if err := os.RemoveAll(r.procs[name].stateDir); err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("phase %d: deleted %s's state directory", p, name)
+				}
+				r.start(name)
+			}
+		}
+		if err := <-produced; err != nil {
+			t.Fatalf("producing phase %d: %v", p, err)
+		}
+		r.waitStable(60 * time.Second)
+	}
+	r.waitCaughtUp(90 * time.Second)
+	r.stopAll(60 * time.Second)
+	res := r.verify(in, smoke.AtLeastOnce)
+	if res.EchoDuplicates == 0 {
+		// Not a failure: at-least-once allows duplicates, it does not
+		// require them. But none at all means the kills missed the
+		// processing, and the test proved less than it should.
+		t.Logf("no duplicates: no kill landed between a record's processing and its commit")
+	}
+}
+
+// The smoke tests produce their input in batches of smokeBatch records,
+// one batch per smokeBatchEvery, so that instances process while the test
+// kills them, as Kafka Streams' smoke test producer paces its input.
+const (
+	smokeBatch      = 500
+	smokeBatchEvery = 50 * time.Millisecond
+)
+
+// pacedTime returns how long producePaced takes to produce n records, at
+// the least.
+func pacedTime(n int) time.Duration {
+	return time.Duration((n+smokeBatch-1)/smokeBatch-1) * smokeBatchEvery
+}
+
+// producePaced produces recs in the background, smokeBatch records every
+// smokeBatchEvery, and sends the outcome on the returned channel once
+// every record is acknowledged.
+func producePaced(cl *kgo.Client, recs []*kgo.Record) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		tick := time.NewTicker(smokeBatchEvery)
+		defer tick.Stop()
+		for len(recs) > 0 {
+			n := min(smokeBatch, len(recs))
+			if err := cl.ProduceSync(ctx, recs[:n]...).FirstErr(); err != nil {
+				done <- err
+				return
+			}
+			recs = recs[n:]
+			if len(recs) > 0 {
+				<-tick.C
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+// TestSmokeBrokerRestart restarts the broker (same address, same data
+// directory) twice while three instances process: once at once, at a
+// random point after the first commit, and once after an outage longer
+// than the session timeout, so that the restarted broker has expired every
+// member of the group and their next commits are fenced. The instances
+// must keep running through both, rejoining the group as Kafka Streams
+// instances do, and in the end the group must have lost nothing. An
+// instance that exits anyway is reported as a failure and started again,
+// so that the run still shows whether anything was lost.
+//
+// Before the fix of issue 11 (a fenced commit closes the tasks and
+// rejoins), every instance exited after the long outage with "processor:
+// commit offsets: ... ILLEGAL_GENERATION".
+func TestSmokeBrokerRestart(t *testing.T) {
+	bin := buildSmokeApp(t)
+	seed := smokeSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 12))
+	in := smoke.Input{Keys: 50, Values: 1500}.WithDefaults()
+
+	dataDir := filepath.Join(t.TempDir(), "broker")
+	b, err := broker.NewEmbedded(broker.DataDir(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
+	r := newSmokeRun(t, bin, seeds)
+	r.restartExited = true
+	for _, name := range []string{"a", "b", "c"} {
+		r.start(name)
+	}
+	r.waitStable(60 * time.Second)
+
+	// restart closes the broker, keeps it down for outage (a scenario
+	// step), and starts it again on the same address and data directory.
+	restart := func(outage time.Duration) {
+		t.Helper()
+		lags := r.lag()
+		b.Close()
+		time.Sleep(outage)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			nb, err := broker.NewEmbedded(broker.Listen(seeds[0]), broker.DataDir(dataDir))
+			if err == nil {
+				b = nb
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the broker did not start again on %s: %v", seeds[0], err)
+			}
+			time.Sleep(50 * time.Millisecond) // the port may not be free yet: retry
+		}
+		t.Logf("broker restarted after %v down (group before: %v)", outage, lags)
+	}
+
+	cl := kafkatest.Client(t, seeds)
+	const phases = 3
+	for p := range phases {
+		produced := producePaced(cl, in.Phase(p, phases))
+		switch p {
+		case 0:
+			r.waitFor(30*time.Second, "a first commit of the input", func() (bool, string) {
+				lags, err := smoke.GroupLag(context.Background(), r.adm, smokeApp)
+				if err != nil {
+					return false, err.Error()
+				}
+				return lags[0].Committed > 0, fmt.Sprint(lags)
+			})
+			time.Sleep(time.Duration(rng.Int64N(int64(pacedTime(in.Len()/phases) / 2)))) // a random point of the phase
+			restart(0)
+		case 1:
+			time.Sleep(time.Duration(rng.Int64N(int64(pacedTime(in.Len()/phases) / 2))))
+			restart(smokeSessionTimeout + time.Second)
+		}
+		if err := <-produced; err != nil {
+			t.Fatalf("producing phase %d: %v", p, err)
+		}
+		r.waitStable(60 * time.Second)
+	}
+	r.waitCaughtUp(90 * time.Second)
+	r.stopAll(60 * time.Second)
+	r.verify(in, smoke.AtLeastOnce)
+	if len(r.exits) > 0 {
+		t.Errorf("instances exited on their own around the broker restarts and had to be started again: %v", r.exits)
+	}
+}
+
+// smokeSessionTimeout is the instances' session timeout: the embedded
+// broker's minimum, so that a killed instance's tasks move on soon.
+const smokeSessionTimeout = 6 * time.Second
+
+// buildSmokeApp builds the smokeapp program into a temporary directory and
+// returns its path; it skips the test under -short.
+func buildSmokeApp(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("smoke test: builds the smokeapp program and runs three of its processes for 20-30s; run without -short")
+	}
+	bin := filepath.Join(t.TempDir(), "smokeapp")
+	cmd := exec.Command("go", "build", "-o", bin, "./internal/smoke/cmd/smokeapp")
+	start := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build smokeapp: %v\n%s", err, out)
+	}
+	t.Logf("built smokeapp in %v", time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// smokeSeed returns the seed of the run's random choices: KAPPA_SMOKE_SEED
+// or 1.
+func smokeSeed(t *testing.T) uint64 {
+	t.Helper()
+	seed := uint64(1)
+	if s := os.Getenv("KAPPA_SMOKE_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("KAPPA_SMOKE_SEED=%q: %v", s, err)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (set KAPPA_SMOKE_SEED to change it)", seed)
+	return seed
+}
+
+// smokeRun drives the app instances of one smoke test.
+type smokeRun struct {
+	t       *testing.T
+	bin     string
+	seeds   []string
+	dir     string // state directories
+	logDir  string
+	adm     *kadm.Client
+	procs   map[string]*smokeProc
+	started int // processes started, to number their logs
+	// restartExited makes the waits restart an instance that exited on
+	// its own, noting it in exits, instead of failing the test.
+	restartExited bool
+	exits         []string
+}
+
+// newSmokeRun prepares a run against seeds; instances that are still
+// running when the test ends are killed.
+func newSmokeRun(t *testing.T, bin string, seeds []string) *smokeRun {
+	r := &smokeRun{t: t, bin: bin, seeds: seeds, dir: t.TempDir(), logDir: t.TempDir(),
+		adm: kadm.NewClient(kafkatest.Client(t, seeds)), procs: make(map[string]*smokeProc)}
+	if d := os.Getenv("KAPPA_SMOKE_LOGS"); d != "" {
+		r.logDir = filepath.Join(d, fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()))
+		if err := os.MkdirAll(r.logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("instance logs in %s", r.logDir)
+	}
+	t.Cleanup(func() {
+		for _, p := range r.procs {
+			if !p.exited() {
+				p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			r.dumpLogs()
+		}
+	})
+	return r
+}
+
+// smokeProc is one smokeapp process.
+type smokeProc struct {
+	name, stateDir, logPath string
+	cmd                     *exec.Cmd
+	done                    chan struct{} // closed when the process has exited
+	err                     error         // Wait's result, once done
+
+	mu     sync.Mutex
+	status smoke.Status // the last status line printed
+}
+
+// start starts instance name, with the state directory the instance has
+// had since the run began.
+func (r *smokeRun) start(name string) {
+	t := r.t
+	t.Helper()
+	r.started++
+	p := &smokeProc{
+		name:     name,
+		stateDir: filepath.Join(r.dir, name),
+		logPath:  filepath.Join(r.logDir, fmt.Sprintf("%02d-%s.log", r.started, name)),
+		done:     make(chan struct{}),
+	}
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(r.bin, "-brokers", strings.Join(r.seeds, ","), "-app-id", smokeApp,
+		"-state-dir", p.stateDir, "-commit-interval", "100ms", "-session-timeout", smokeSessionTimeout.String(), "-instance", name)
+	p.cmd.Stderr = logf
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.done)
+		defer logf.Close()
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(logf, line)
+			if s, ok := smoke.ParseStatus(line); ok {
+				p.mu.Lock()
+				p.status = s
+				p.mu.Unlock()
+			}
+		}
+		p.err = p.cmd.Wait()
+	}()
+	r.procs[name] = p
+}
+
+// exited reports whether the process has exited.
+func (p *smokeProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends SIGKILL and waits for the process to die.
+func (p *smokeProc) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil && !p.exited() {
+		t.Fatalf("SIGKILL %s: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still runs 10s after SIGKILL", p.name)
+	}
+}
+
+// stopAll sends SIGTERM to every instance at once and waits until they
+// exit, each with status 0: a graceful stop commits and leaves the group.
+func (r *smokeRun) stopAll(within time.Duration) {
+	t := r.t
+	t.Helper()
+	start := time.Now()
+	for _, p := range r.procs {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("SIGTERM %s: %v", p.name, err)
+		}
+	}
+	deadline := time.After(within)
+	for _, name := range slices.Sorted(maps.Keys(r.procs)) {
+		p := r.procs[name]
+		select {
+		case <-p.done:
+			if p.err != nil {
+				t.Errorf("instance %s did not stop cleanly on SIGTERM: %v", name, p.err)
+			}
+		case <-deadline:
+			t.Fatalf("instance %s still runs %v after SIGTERM", name, within)
+		}
+	}
+	t.Logf("all instances stopped in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// waitFor polls cond until it holds, failing the test with what and cond's
+// last detail after within. Instances that exit on their own fail the test
+// at once (or are restarted, with restartExited).
+func (r *smokeRun) waitFor(within time.Duration, what string, cond func() (bool, string)) {
+	t := r.t
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		r.checkExits()
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s: %s", within, what, detail)
+		}
+		<-tick.C
+	}
+}
+
+// checkExits handles instances that exited although the test did not stop
+// them.
+func (r *smokeRun) checkExits() {
+	t := r.t
+	t.Helper()
+	for _, name := range slices.Sorted(maps.Keys(r.procs)) {
+		p := r.procs[name]
+		if !p.exited() {
+			continue
+		}
+		tail := lastLines(p.logPath, 5)
+		if !r.restartExited {
+			t.Fatalf("instance %s exited on its own: %v; its log ends with:\n%s", name, p.err, tail)
+		}
+		r.exits = append(r.exits, fmt.Sprintf("%s (%v)", name, p.err))
+		t.Logf("instance %s exited on its own (%v), starting it again; its log ends with:\n%s", name, p.err, tail)
+		r.start(name)
+	}
+}
+
+// waitStable waits until every instance reports ready tasks and together
+// they run each of the app's tasks exactly once.
+func (r *smokeRun) waitStable(within time.Duration) {
+	r.t.Helper()
+	start := time.Now()
+	r.waitFor(within, "every task to run, ready, on exactly one instance", func() (bool, string) {
+		owner := map[string]string{}
+		var detail []string
+		ok := true
+		for _, name := range slices.Sorted(maps.Keys(r.procs)) {
+			p := r.procs[name]
+			p.mu.Lock()
+			s := p.status
+			p.mu.Unlock()
+			detail = append(detail, fmt.Sprintf("%s: ready=%t tasks=%v", name, s.Ready, s.Tasks))
+			if !s.Ready {
+				ok = false
+			}
+			for _, id := range s.Tasks {
+				if _, dup := owner[id]; dup {
+					ok = false
+				}
+				owner[id] = name
+			}
+		}
+		return ok && len(owner) == smoke.Tasks, strings.Join(detail, "; ")
+	})
+	r.t.Logf("group stable after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// lag returns the group's lag, for logs.
+func (r *smokeRun) lag() []smoke.Lag {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lags, err := smoke.GroupLag(ctx, r.adm, smokeApp)
+	if err != nil {
+		r.t.Logf("group lag: %v", err)
+	}
+	return lags
+}
+
+// waitCaughtUp waits until the group's committed offsets reach the ends of
+// the input and repartition topics.
+func (r *smokeRun) waitCaughtUp(within time.Duration) {
+	r.t.Helper()
+	start := time.Now()
+	r.waitFor(within, "the group's commits to reach the end of its inputs", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		lags, err := smoke.GroupLag(ctx, r.adm, smokeApp)
+		if err != nil {
+			return false, err.Error()
+		}
+		return smoke.CaughtUp(lags), fmt.Sprint(lags)
+	})
+	r.t.Logf("group caught up after %v: %v", time.Since(start).Round(time.Millisecond), r.lag())
+}
+
+// verify checks that the committed offsets still cover every input, then
+// reads every output topic and checks it against the truth of in.
+func (r *smokeRun) verify(in smoke.Input, g smoke.Guarantee) smoke.Result {
+	t := r.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lags, err := smoke.GroupLag(ctx, r.adm, smokeApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !smoke.CaughtUp(lags) {
+		t.Errorf("after the instances stopped, the group's commits are %v: not at the ends", lags)
+	}
+	if lags[0].End != int64(in.Len()) {
+		t.Errorf("input topic holds %d records, want the %d produced: the truth does not hold", lags[0].End, in.Len())
+	}
+	start := time.Now()
+	out, err := smoke.Read(ctx, r.seeds, smokeApp, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := smoke.Check(in, g, out)
+	t.Logf("checked %d input records against the outputs in %v: %s", in.Len(), time.Since(start).Round(time.Millisecond), res)
+	if err := res.Err(); err != nil {
+		t.Error(err)
+	}
+	return res
+}
+
+// dumpLogs prints the end of every instance's log.
+func (r *smokeRun) dumpLogs() {
+	entries, err := os.ReadDir(r.logDir)
+	if err != nil {
+		r.t.Log(err)
+		return
+	}
+	for _, e := range entries {
+		r.t.Logf("--- %s (last lines):\n%s", e.Name(), lastLines(filepath.Join(r.logDir, e.Name()), 40))
+	}
+}
+
+// lastLines returns the last n lines of the file at path, each cut to 500
+// bytes.
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	lines = lines[max(0, len(lines)-n):]
+	for i, l := range lines {
+		if len(l) > 500 {
+			lines[i] = l[:500] + "…"
+		}
+	}
+	return strings.Join(lines, "\n")
+}
