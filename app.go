@@ -107,6 +107,7 @@ func (a *App) Run(ctx context.Context) error {
 		MaxPollRecords:   a.cfg.maxPoll,
 		SessionTimeout:   a.cfg.sessionTimeout,
 		RebalanceTimeout: a.cfg.rebalanceTimeout,
+		Guarantee:        a.cfg.guarantee,
 		OnBalance:        a.cfg.onBalance,
 		StateDir:         a.cfg.stateDir,
 		CacheBytes:       a.cfg.cacheBytes,

@@ -32,6 +32,7 @@ type config struct {
 	stateDir         string
 	cacheBytes       *int64
 	maxTaskIdle      time.Duration
+	guarantee        ProcessingGuarantee
 }
 
 // ErrorPolicy says what happens to a record that fails to decode or whose
@@ -48,6 +49,32 @@ const (
 	FailFast = processor.FailFast
 )
 
+// ProcessingGuarantee is what a crash may do to results: AtLeastOnce or
+// ExactlyOnce.
+type ProcessingGuarantee = processor.Guarantee
+
+const (
+	// AtLeastOnce: a crash loses nothing, but records processed since the
+	// last commit are processed again, so outputs and aggregates may see
+	// them twice. The default, as in Kafka Streams.
+	AtLeastOnce = processor.AtLeastOnce
+	// ExactlyOnce: each commit interval is one Kafka transaction over the
+	// outputs, changelog and repartition records and the input offsets,
+	// so consumers that read committed data (isolation.level
+	// read_committed) see each record's effects exactly once, whatever
+	// crashes. Kafka Streams' exactly_once_v2.
+	ExactlyOnce = processor.ExactlyOnce
+)
+
+// Guarantee sets the processing guarantee, overriding the default
+// AtLeastOnce. Under ExactlyOnce the commit interval defaults to 100ms
+// (outputs become visible to read-committed consumers only when their
+// transaction commits), the instance reads its inputs, changelogs and
+// global tables committed only, and a task whose state directory was not
+// closed cleanly has its stores wiped and restored from the changelogs.
+// See docs/design.md.
+func Guarantee(g ProcessingGuarantee) Opt { return func(c *config) { c.guarantee = g } }
+
 // AppID sets the application ID: the consumer group ID and the prefix of
 // every internal topic. Required. Instances with the same ID share work.
 func AppID(id string) Opt { return func(c *config) { c.appID = id } }
@@ -62,7 +89,7 @@ func BrokerOptions(opts ...broker.ConnOpt) Opt {
 }
 
 // CommitInterval sets how often input offsets are committed, overriding the
-// default 30s. Outputs are always acknowledged before their inputs commit;
+// default 30s (100ms under ExactlyOnce). Outputs are always acknowledged before their inputs commit;
 // a shorter interval means less reprocessing after a crash. A commit runs
 // when records were processed or wall-clock punctuators fired since the
 // last one. A rejected output does not wait for it: the app stops at once.
@@ -159,6 +186,9 @@ func (c *config) validate() error {
 	}
 	if c.commitInterval < 0 {
 		errs = append(errs, fmt.Errorf("kappa: CommitInterval(%v): must be positive, for example 5*time.Second", c.commitInterval))
+	}
+	if c.guarantee != AtLeastOnce && c.guarantee != ExactlyOnce {
+		errs = append(errs, fmt.Errorf("kappa: Guarantee(%d): use kappa.AtLeastOnce or kappa.ExactlyOnce", c.guarantee))
 	}
 	if c.onError != DeadLetter && c.onError != FailFast {
 		errs = append(errs, fmt.Errorf("kappa: OnError(%d): use kappa.DeadLetter or kappa.FailFast", c.onError))

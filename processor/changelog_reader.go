@@ -24,6 +24,9 @@ import (
 type changelogReader struct {
 	opts []kgo.Opt // the connection, for the client made at first use
 	log  *slog.Logger
+	// readCommitted reads committed records only, up to the last stable
+	// offset (exactly-once).
+	readCommitted bool
 
 	mu      sync.Mutex
 	cl      *kgo.Client
@@ -49,8 +52,15 @@ type changelogSub struct {
 	done  chan error // receives once, when next reaches end or apply fails
 }
 
-func newChangelogReader(opts []kgo.Opt, log *slog.Logger) *changelogReader {
-	return &changelogReader{opts: opts, log: log, subs: make(map[topicPartition]*changelogSub)}
+// newChangelogReader returns a reader over the connection opts. With
+// readCommitted (exactly-once) it reads only committed records and a
+// partition's end is its last stable offset.
+func newChangelogReader(opts []kgo.Opt, log *slog.Logger, readCommitted bool) *changelogReader {
+	c := &changelogReader{opts: opts, log: log, subs: make(map[topicPartition]*changelogSub), readCommitted: readCommitted}
+	if readCommitted {
+		c.opts = append(slices.Clone(opts), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	return c
 }
 
 // client returns the reader's client, creating it and starting the poll
@@ -61,6 +71,7 @@ func (c *changelogReader) client() (*kgo.Client, error) {
 	}
 	cl, err := kgo.NewClient(append(slices.Clone(c.opts),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
 	)...)
 	if err != nil {
@@ -114,7 +125,17 @@ func (c *changelogReader) poll(ctx context.Context, cl *kgo.Client) {
 			sub.mu.Lock()
 			var err error
 			if !sub.gone && len(recs) > 0 {
-				err = sub.apply(recs)
+				// Transaction markers are fetched (KeepControlRecords) so
+				// that a read reaches its end offset even when the last
+				// records below it are aborted or markers; they are not
+				// applied.
+				data := recs
+				if slices.ContainsFunc(recs, func(rec *kgo.Record) bool { return rec.Attrs.IsControl() }) {
+					data = slices.DeleteFunc(slices.Clone(recs), func(rec *kgo.Record) bool { return rec.Attrs.IsControl() })
+				}
+				if len(data) > 0 {
+					err = sub.apply(data)
+				}
 				sub.next = recs[len(recs)-1].Offset + 1
 			}
 			reached := sub.end >= 0 && (len(recs) == 0 || recs[len(recs)-1] != p.Records[len(p.Records)-1] || sub.next >= sub.end)
@@ -204,7 +225,8 @@ func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, parti
 }
 
 // EndOffset implements ChangelogReader: it lists the partition's latest
-// offset.
+// offset, or under exactly-once its last stable offset, so a restore is
+// caught up when it has read every committed record.
 func (c *changelogReader) EndOffset(ctx context.Context, topic string, partition int32) (int64, error) {
 	c.mu.Lock()
 	cl, err := c.client()
@@ -213,6 +235,9 @@ func (c *changelogReader) EndOffset(ctx context.Context, topic string, partition
 		return 0, err
 	}
 	req := kmsg.NewPtrListOffsetsRequest()
+	if c.readCommitted {
+		req.IsolationLevel = 1 // the last stable offset
+	}
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewListOffsetsRequestTopicPartition()

@@ -42,6 +42,9 @@ func (r *Runtime) Send(rec *RawRecord) {
 	if r.prodErr.Load() != nil {
 		return
 	}
+	if r.txnID != "" {
+		r.txnRecords.Add(1)
+	}
 	r.cl.Produce(context.Background(), rec, r.promise)
 }
 

@@ -58,6 +58,13 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	if err := r.produceErr(); err != nil {
 		return err
 	}
+	eos := r.txnID != ""
+	if eos {
+		// One transaction holds every task's records: committing some
+		// tasks' offsets with all of them would make the others' outputs
+		// visible without their offsets, duplicated after a crash.
+		only = nil
+	}
 	var tasks []*runTask
 	for id, t := range r.tasks {
 		if t.running() && (only == nil || only[id]) {
@@ -70,6 +77,11 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	// changelogs before its offset commit failed. Asking first narrows
 	// that window to the time between this answer and the flush.
 	if err := r.checkMembership(ctx); err != nil {
+		if eos {
+			r.abortTxn()
+			r.loseTasks(tasks, err)
+			return r.beginTxn()
+		}
 		r.loseTasks(tasks, err)
 		return nil
 	}
@@ -91,15 +103,20 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 	if err := r.produceErr(); err != nil {
 		return err
 	}
-	// 3. Local stores written, with the changelog offsets they reach.
-	err = r.parallel(len(tasks), func(i int) error {
-		if err := tasks[i].CommitStores(); err != nil {
-			return fmt.Errorf("processor: task %s: commit stores: %w", tasks[i].id, err)
+	// 3. Local stores written, with the changelog offsets they reach
+	// (under exactly-once, once the transaction has committed them).
+	commitStores := func() error {
+		return r.parallel(len(tasks), func(i int) error {
+			if err := tasks[i].CommitStores(); err != nil {
+				return fmt.Errorf("processor: task %s: commit stores: %w", tasks[i].id, err)
+			}
+			return nil
+		})
+	}
+	if !eos {
+		if err := commitStores(); err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	// 4. Input offsets.
 	offsets := make(map[string]map[int32]kgo.EpochOffset)
@@ -114,6 +131,22 @@ func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
 			offsets[topic][id.Partition] = eo
 			times[topic][id.Partition] = t.StreamTimeMillis()
 		}
+	}
+	if eos {
+		if err := r.commitTxn(ctx, offsets, times); err != nil {
+			return r.txnFailed(ctx, tasks, err)
+		}
+		r.txnFailures = 0
+		if err := commitStores(); err != nil {
+			return err
+		}
+		if err := r.beginTxn(); err != nil {
+			return err
+		}
+		r.dirty = false
+		r.commits.Add(1)
+		r.purge(ctx, offsets)
+		return nil
 	}
 	var commitErr error
 	if len(offsets) > 0 {

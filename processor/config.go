@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,10 +18,13 @@ type RuntimeConfig struct {
 	Plan     *Plan
 	// ClientOpts connect to the cluster (seeds, TLS, SASL).
 	ClientOpts []kgo.Opt
-	// CommitInterval is the time between commits. Default 30s.
+	// CommitInterval is the time between commits. Default 30s, 100ms
+	// under exactly-once.
 	CommitInterval time.Duration
-	OnError        ErrorPolicy
-	Logger         *slog.Logger
+	// Guarantee is the processing guarantee. Default AtLeastOnce.
+	Guarantee Guarantee
+	OnError   ErrorPolicy
+	Logger    *slog.Logger
 	// Workers bounds how many tasks process at once. Default GOMAXPROCS.
 	Workers int
 	// MaxPollRecords bounds the records taken per poll. Default 10000.
@@ -46,12 +50,42 @@ type RuntimeConfig struct {
 	CacheBytes *int64
 }
 
+// Guarantee is a processing guarantee.
+type Guarantee int
+
+const (
+	// AtLeastOnce commits input offsets after the outputs, changelog and
+	// dead-letter records they caused are acknowledged: a crash loses
+	// nothing but may process some records again. The default.
+	AtLeastOnce Guarantee = iota
+	// ExactlyOnce makes each commit interval one Kafka transaction that
+	// covers the outputs, changelog, repartition and dead-letter records
+	// and the input offsets: consumers reading committed see every
+	// record's effects once, whatever crashes.
+	ExactlyOnce
+)
+
+// String returns "at-least-once" or "exactly-once".
+func (g Guarantee) String() string {
+	switch g {
+	case AtLeastOnce:
+		return "at-least-once"
+	case ExactlyOnce:
+		return "exactly-once"
+	}
+	return fmt.Sprintf("Guarantee(%d)", int(g))
+}
+
 // Defaults of RuntimeConfig, in one place: kappa's options document them
 // and leave a field zero to take its default.
 const (
 	DefaultCommitInterval = 30 * time.Second
-	DefaultMaxPollRecords = 10000
-	DefaultSessionTimeout = 45 * time.Second
+	// DefaultCommitIntervalExactlyOnce is the commit interval under
+	// exactly-once, as in Kafka Streams: outputs are visible to readers
+	// of committed data only when their transaction commits.
+	DefaultCommitIntervalExactlyOnce = 100 * time.Millisecond
+	DefaultMaxPollRecords            = 10000
+	DefaultSessionTimeout            = 45 * time.Second
 	// DefaultRebalanceTimeout is shorter than Kafka clients' 60s: a member
 	// that dies during a rebalance holds it up this long, with no task
 	// running in the whole group.
@@ -70,6 +104,9 @@ func (c *RuntimeConfig) ensureDefaults() {
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = DefaultCommitInterval
+		if c.Guarantee == ExactlyOnce {
+			c.CommitInterval = DefaultCommitIntervalExactlyOnce
+		}
 	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)

@@ -2,6 +2,8 @@ package processor
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +45,13 @@ type Runtime struct {
 	changelogs *changelogReader
 	// globals are the global tables, tailed by changelogs.
 	globals []GlobalSpec
+
+	// txnID is the transactional ID under exactly-once, "" otherwise.
+	txnID string
+	// txnRecords counts the records sent in the open transaction.
+	txnRecords atomic.Int64
+	// txnFailures counts the transactions in a row that failed to commit.
+	txnFailures int
 
 	mu    sync.Mutex // held while processing a poll, committing, or rebalancing
 	tasks map[TaskID]*runTask
@@ -117,12 +126,31 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
+	if cfg.Guarantee == ExactlyOnce {
+		// One transactional producer per instance. Its ID is unique per
+		// run: zombies are fenced by the group generation that every
+		// transactional offset commit carries (KIP-447), as in Kafka
+		// Streams' exactly_once_v2.
+		r.txnID = appID + "-" + randomID()
+		opts = append(opts,
+			kgo.TransactionalID(r.txnID),
+			kgo.TransactionTimeout(max(10*time.Second, 2*cfg.CommitInterval)),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.RequireStableFetchOffsets(),
+			// A fetch waiting for data is not woken when a transaction
+			// commits and the records it waits for become readable, so
+			// the wait bounds how late a task sees its upstream task's
+			// committed repartition records: at most a commit interval,
+			// and never franz-go's default 5s.
+			kgo.FetchMaxWait(min(max(cfg.CommitInterval, 10*time.Millisecond), 500*time.Millisecond)),
+		)
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("processor: kafka client: %w", err)
 	}
 	r.cl = cl
-	r.changelogs = newChangelogReader(cfg.ClientOpts, cfg.Logger)
+	r.changelogs = newChangelogReader(cfg.ClientOpts, cfg.Logger, cfg.Guarantee == ExactlyOnce)
 	r.env = &TaskEnv{
 		AppID:      appID,
 		Collector:  r,
@@ -131,6 +159,8 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		Logger:     cfg.Logger,
 		StateDir:   cfg.StateDir,
 		Cache:      state.NewCache(state.DefaultCacheBytes),
+
+		ExactlyOnce: cfg.Guarantee == ExactlyOnce,
 	}
 	if cfg.CacheBytes != nil {
 		r.env.Cache = state.NewCache(*cfg.CacheBytes)
@@ -282,6 +312,9 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return nil
 		}
+		return err
+	}
+	if err := r.beginTxn(); err != nil {
 		return err
 	}
 	lastCommit := time.Now()
@@ -473,6 +506,11 @@ func (r *Runtime) fail(err error) {
 // shutdown leaves the group (revoking, and so committing and closing,
 // every task) and closes the client.
 func (r *Runtime) shutdown() {
+	if r.txnID != "" {
+		// Nothing left in the open transaction is committed: a graceful
+		// stop committed it already, and anything else must not be.
+		r.abortTxn()
+	}
 	r.cl.CloseAllowingRebalance()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -492,4 +530,11 @@ func kerrFor(code int16) error {
 		return nil
 	}
 	return kerr.ErrorForCode(code)
+}
+
+// randomID returns 16 random hex digits.
+func randomID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -69,6 +69,11 @@ type TaskEnv struct {
 	Cache *state.Cache
 	// Globals holds the instance's global tables by name.
 	Globals map[string]*GlobalStore
+	// ExactlyOnce says the runtime commits in transactions: a task whose
+	// state directory was left unclean (see state.TaskDir.MarkUnclean) has
+	// its stores wiped at open, to be restored from the committed
+	// changelogs.
+	ExactlyOnce bool
 }
 
 // ChangelogReader reads a changelog partition for restoration.

@@ -47,6 +47,10 @@ func (r *Runtime) assign(id TaskID) {
 		}
 		rt.Task = t
 		rt.published.Store(t)
+		if err := t.MarkUnclean(); err != nil {
+			r.fail(err)
+			return
+		}
 		r.setState(rt, TaskRunning)
 		r.log.Info("task started", "task", id.String())
 		return
@@ -69,6 +73,11 @@ func (r *Runtime) assign(id TaskID) {
 			return
 		}
 		if err != nil {
+			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
+			return
+		}
+		if err := t.MarkUnclean(); err != nil {
+			t.Close()
 			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
 			return
 		}
@@ -173,10 +182,13 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := r.tasksOf(revoked)
-	if err := r.commit(ctx, ids); err != nil {
+	err := r.commit(ctx, ids)
+	if err != nil {
 		r.log.Error("commit on revoke failed; the next owner reprocesses from the last commit", "error", err)
 	}
-	r.closeTasks(ids)
+	// Clean only if the commit covered them: not after Abort (a simulated
+	// crash) or a lost output, where commit commits nothing.
+	r.closeTasksClean(ids, err == nil && !r.aborted.Load() && r.prodErr.Load() == nil)
 	r.log.Info("tasks revoked", "revoked", revoked)
 }
 
@@ -202,8 +214,15 @@ func (r *Runtime) tasksOf(parts map[string][]int32) map[TaskID]bool {
 	return ids
 }
 
-// closeTasks closes the tasks ids and forgets them. r.mu is held.
-func (r *Runtime) closeTasks(ids map[TaskID]bool) {
+// closeTasks closes the tasks ids and forgets them, as not closed cleanly
+// (see closeTasksClean). r.mu is held.
+func (r *Runtime) closeTasks(ids map[TaskID]bool) { r.closeTasksClean(ids, false) }
+
+// closeTasksClean closes the tasks ids and forgets them. clean says their
+// last commit succeeded, so their stores hold what their committed
+// changelogs do; under exactly-once, a task closed otherwise has its
+// stores wiped when it opens again. r.mu is held.
+func (r *Runtime) closeTasksClean(ids map[TaskID]bool, clean bool) {
 	for id := range ids {
 		t, ok := r.tasks[id]
 		if !ok {
@@ -214,6 +233,11 @@ func (r *Runtime) closeTasks(ids map[TaskID]bool) {
 			t.cancel() // the restore goroutine closes what it opened
 		}
 		if t.Task != nil {
+			if clean && t.running() {
+				if err := t.MarkClean(); err != nil {
+					r.log.Warn("marking task directory clean", "task", id.String(), "error", err)
+				}
+			}
 			if err := t.Close(); err != nil {
 				r.log.Warn("closing task", "task", id.String(), "error", err)
 			}

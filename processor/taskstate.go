@@ -64,7 +64,37 @@ func (t *Task) openStores(specs []*StoreSpec) error {
 		t.stores[sp.Name] = ts
 		t.order = append(t.order, sp.Name)
 	}
+	if t.env.ExactlyOnce && t.dir != nil && t.dir.Unclean() {
+		// The last owner on this machine did not close the task cleanly:
+		// its stores may hold writes of a transaction that aborted.
+		t.log.Warn("state directory not closed cleanly under exactly-once: wiping its stores, to restore them from the committed changelogs")
+		for _, name := range t.order {
+			if err := wipe(t.stores[name].engine); err != nil {
+				return fmt.Errorf("wipe store %q: %w", name, err)
+			}
+		}
+	}
 	return nil
+}
+
+// MarkUnclean records, under exactly-once, that the task's stores may from
+// now on hold writes their committed changelogs do not. The runtime calls
+// it when the task starts running.
+func (t *Task) MarkUnclean() error {
+	if !t.env.ExactlyOnce || t.dir == nil {
+		return nil
+	}
+	return t.dir.MarkUnclean()
+}
+
+// MarkClean records that the task's stores hold what their committed
+// changelogs do. The runtime calls it after the task's last commit, before
+// closing it.
+func (t *Task) MarkClean() error {
+	if !t.env.ExactlyOnce || t.dir == nil {
+		return nil
+	}
+	return t.dir.MarkClean()
 }
 
 // StoreEngine returns the engine opened for a store of this task. Node

@@ -300,6 +300,38 @@ func markStoreDir(dir string, kind storeKind) error {
 	return nil
 }
 
+// uncleanFile marks a task directory whose stores may hold writes that
+// their committed changelogs do not.
+const uncleanFile = ".unclean"
+
+// MarkUnclean records that the task's stores may from now on hold writes
+// that their committed changelogs do not: under exactly-once, a cache
+// eviction writes data of a transaction that may still abort. A directory
+// left marked by a crash or a lost task cannot be trusted, and is wiped
+// and restored from the changelogs when the task opens again.
+func (d *TaskDir) MarkUnclean() error {
+	f, err := os.OpenFile(filepath.Join(d.path, uncleanFile), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("state: mark task directory %s: %w", d.path, err)
+	}
+	return f.Close()
+}
+
+// MarkClean records that the task's stores hold exactly what their
+// committed changelogs do: the task committed and closed cleanly.
+func (d *TaskDir) MarkClean() error {
+	if err := os.Remove(filepath.Join(d.path, uncleanFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("state: mark task directory %s: %w", d.path, err)
+	}
+	return nil
+}
+
+// Unclean reports whether MarkUnclean was called and MarkClean not since.
+func (d *TaskDir) Unclean() bool {
+	_, err := os.Stat(filepath.Join(d.path, uncleanFile))
+	return err == nil
+}
+
 // Close releases the lock.
 func (d *TaskDir) Close() error {
 	if d.lock == nil {

@@ -1,0 +1,134 @@
+package kappa_test
+
+import (
+	"context"
+	"encoding/binary"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/kappa-streams/kappa"
+	"github.com/kappa-streams/kappa/internal/kafkatest"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// readCommitted reads every committed record of topic, as a consumer with
+// isolation.level read_committed does, up to the last stable offsets.
+// Transaction markers are kept, so every offset below the end arrives as a
+// record and the read knows where to stop; they are not returned.
+func readCommitted(t *testing.T, seeds []string, topic string) []*kgo.Record {
+	t.Helper()
+	// Clients are closed here, not at the test's end: this runs in a
+	// polling loop.
+	adm, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ends, err := kadm.NewClient(adm).ListCommittedOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := map[string]map[int32]kgo.Offset{topic: {}}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			start[topic][o.Partition] = kgo.NewOffset().AtStart()
+			left[o.Partition] = o.Offset
+		}
+	})
+	if len(left) == 0 {
+		return nil
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(start), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(left) > 0 {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s committed: partitions %v not read to their ends", topic, left)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+		})
+	}
+	return out
+}
+
+// TestExactlyOnceCrashAndRestart counts clicks per article under
+// exactly-once, crashes the instance (Abort: nothing more is flushed or
+// committed, caches are dropped, the open transaction is left to time out
+// or be aborted) in the middle of the input, and restarts it on the same
+// state directory. The counts that read-committed consumers see must
+// equal the truth exactly: no click lost, none counted twice, and every
+// count a key's committed sequence shows rises by one each time.
+func TestExactlyOnceCrashAndRestart(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, "clicks", 2)
+	dir := t.TempDir()
+	opts := []kappa.Opt{kappa.AppID(countsApp), kappa.Brokers(seeds...), kappa.Guarantee(kappa.ExactlyOnce),
+		kappa.StateDir(dir), kappa.CacheBytes(4 << 10)}
+	inputs, _ := makeClicks(6000, 50)
+	cl := kafkatest.Client(t, seeds)
+	kafkatest.Produce(t, cl, inputs[:3000]...)
+
+	// A long commit interval, so that the crash comes with a transaction
+	// full of processed records open.
+	app, stop := runApp(t, countTopology(t), append(opts, kappa.CommitInterval(time.Second))...)
+	kafkatest.Eventually(t, 60*time.Second, "the first instance to process and commit", func() bool {
+		return committed(t, cl, countsApp, "clicks", 0)+committed(t, cl, countsApp, "clicks", 1) == 3000
+	})
+	kafkatest.Produce(t, cl, inputs[3000:4500]...)
+	kafkatest.Eventually(t, 60*time.Second, "the first instance to process records it has not committed", func() bool {
+		return app.Processed() >= 3000+2700+1000
+	})
+	kappa.Kill(app) // a crash: nothing more is flushed or committed
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	kafkatest.Produce(t, cl, inputs[4500:]...)
+	app2, stop2 := runApp(t, countTopology(t), opts...)
+	_ = app2
+	want := truthCounts(inputs)
+	latestCommitted := func() map[string]int64 {
+		m := map[string]int64{}
+		for _, r := range readCommitted(t, seeds, countsOut) {
+			m[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+		}
+		return m
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for got := latestCommitted(); !maps.Equal(got, want); got = latestCommitted() {
+		if time.Now().After(deadline) {
+			t.Fatalf("committed counts after 60s: %s", diffCounts(got, want))
+		}
+	}
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]int64{}
+	for _, r := range readCommitted(t, seeds, countsOut) {
+		n := int64(binary.BigEndian.Uint64(r.Value))
+		k := string(r.Key)
+		if prev, ok := last[k]; ok && n <= prev {
+			t.Fatalf("article %s: committed count %d after %d: an update was applied twice or went backwards", k, n, prev)
+		}
+		last[k] = n
+	}
+	if d := diffCounts(last, want); last == nil || len(want) != len(last) || d != "0 keys differ: []" {
+		t.Fatalf("committed counts differ from the truth: %s", d)
+	}
+}
