@@ -25,11 +25,16 @@
 //
 // # Guarantees
 //
-// Processing is at-least-once: on every commit (CommitInterval, default
-// 30s; on rebalance; on shutdown) all output and dead-letter records are
-// acknowledged by the brokers before the input offsets that produced them
-// are committed. A crash reprocesses at most one interval of input; a
-// graceful stop or rebalance reprocesses nothing.
+// Processing is at-least-once by default: on every commit (CommitInterval,
+// default 30s; on rebalance; on shutdown) all output and dead-letter
+// records are acknowledged by the brokers before the input offsets that
+// produced them are committed. A crash reprocesses the input since the
+// last commit; a graceful stop or rebalance reprocesses nothing.
+//
+// Guarantee(ExactlyOnce) makes each commit interval (100ms by default) one
+// Kafka transaction over the outputs, changelog and repartition records
+// and the input offsets: consumers that read committed data see every
+// record's effects exactly once, whatever crashes.
 //
 // # Bad records
 //

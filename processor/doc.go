@@ -33,6 +33,8 @@
 // [Runtime] runs a topology as one member of a consumer group with
 // franz-go. [TaskBalancer] assigns tasks rather than partitions, so
 // partition p of every input of a sub-topology lands on the same member;
-// it is cooperative and sticky. Commits are at-least-once: outputs are
-// flushed and acknowledged before input offsets commit.
+// it is cooperative and sticky. Commits are at-least-once (outputs are
+// flushed and acknowledged before input offsets commit) or, with
+// ExactlyOnce, one transaction per commit interval over the outputs and
+// the input offsets.
 package processor
