@@ -193,11 +193,24 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 }
 
 // onLost closes tasks without committing: another member owns them now.
-func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+//
+// Under exactly-once the open transaction holds the lost tasks' records
+// too: committing it later would make their outputs visible without their
+// offsets, and their next owner would produce them again. So it is
+// aborted, and the tasks kept lose their uncommitted work with it: they
+// are reopened from their committed state.
+func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.closeTasks(r.tasksOf(lost))
+	ids := r.tasksOf(lost)
+	r.closeTasks(ids)
 	r.log.Warn("tasks lost", "lost", lost)
+	if r.txnID == "" || len(ids) == 0 {
+		return
+	}
+	if err := r.abortAndReopen(ctx); err != nil {
+		r.fail(err)
+	}
 }
 
 func (r *Runtime) tasksOf(parts map[string][]int32) map[TaskID]bool {

@@ -141,6 +141,24 @@ func (r *Runtime) txnFailed(ctx context.Context, tasks []*runTask, err error) er
 		return fmt.Errorf("processor: %d transactions in a row failed to commit: %w", r.txnFailures, err)
 	}
 	r.log.Warn("transaction aborted: reopening the tasks from their committed state", "error", err)
+	return r.reopen(ctx)
+}
+
+// abortAndReopen aborts the open transaction and reopens every task from
+// its committed state. r.mu is held.
+func (r *Runtime) abortAndReopen(ctx context.Context) error {
+	r.abortTxn()
+	if len(r.tasks) > 0 {
+		r.log.Warn("transaction aborted: reopening the tasks from their committed state")
+	}
+	return r.reopen(ctx)
+}
+
+// reopen closes every task without committing, rewinds their inputs to
+// the committed offsets and opens them again (their stores, left unclean,
+// are wiped and restored from the committed changelogs), then begins a
+// transaction. The open transaction has been aborted. r.mu is held.
+func (r *Runtime) reopen(ctx context.Context) error {
 	ids := make([]TaskID, 0, len(r.tasks))
 	all := make(map[TaskID]bool, len(r.tasks))
 	for id, t := range r.tasks {
