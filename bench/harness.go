@@ -154,6 +154,12 @@ type expectation struct {
 	// job.Partitions partitions each (the other side of a join): drain
 	// checks that their offsets are committed too.
 	MoreInputs []string
+	// ReadCommitted marks a contender that writes in transactions: drain
+	// watches the output's last stable offsets instead of its high
+	// watermarks, so the output counts as complete when a read_committed
+	// consumer can see it, and Complete's end offsets are last stable
+	// offsets.
+	ReadCommitted bool
 }
 
 // trial is one measured run of one contender.
@@ -257,7 +263,17 @@ func (h *harness) partitionEnds(ctx context.Context, topic string, partitions in
 // listEnds asks through cl for the high watermark of each of topic's
 // partitions.
 func listEnds(ctx context.Context, cl *kgo.Client, topic string, partitions int32) ([]int64, error) {
+	return listOffsets(ctx, cl, topic, partitions, false)
+}
+
+// listOffsets asks through cl for the end of each of topic's partitions:
+// the high watermark, or with committed the last stable offset (the end
+// a read_committed consumer sees: below the first open transaction).
+func listOffsets(ctx context.Context, cl *kgo.Client, topic string, partitions int32, committed bool) ([]int64, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
+	if committed {
+		req.IsolationLevel = 1 // read_committed
+	}
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	for p := range partitions {
@@ -445,7 +461,8 @@ type endPoll struct {
 // and checks the output and says which end offsets make it complete; t1
 // is the first poll that saw those offsets. The throughput is
 // exp.Inputs/(t1-t0). drain also checks that the contender committed
-// every input offset.
+// every input offset. With exp.ReadCommitted the end offsets polled are
+// the last stable offsets.
 func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation, start time.Time, done <-chan error, stop func()) (trial, error) {
 	deadline := time.NewTimer(h.flags.timeout)
 	defer deadline.Stop()
@@ -458,7 +475,7 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 		lastLog     = start
 	)
 	poll := func() {
-		ends, err := h.partitionEnds(ctx, j.Out, j.Partitions)
+		ends, err := listOffsets(ctx, h.cl, j.Out, j.Partitions, exp.ReadCommitted)
 		now := time.Now()
 		if err != nil {
 			if now.Sub(lastLog) >= time.Second {
