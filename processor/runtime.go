@@ -52,6 +52,9 @@ type Runtime struct {
 	txnRecords atomic.Int64
 	// txnFailures counts the transactions in a row that failed to commit.
 	txnFailures int
+	// reopening holds the tasks closed after an aborted transaction that
+	// wait to be opened again from their committed state (tryReopen).
+	reopening map[TaskID]bool
 
 	mu    sync.Mutex // held while processing a poll, committing, or rebalancing
 	tasks map[TaskID]*runTask
@@ -97,6 +100,8 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		subs:     make(map[string]int),
 		tasks:    make(map[TaskID]*runTask),
 		keyParts: coPartitionedInputs(cfg.Topology, cfg.Plan),
+
+		reopening: make(map[TaskID]bool),
 	}
 	r.failed, r.failedNow = context.WithCancel(context.Background())
 	var topics []string
@@ -374,6 +379,9 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 			r.cl.AllowRebalance()
 			return errors.Join(err, r.finalCommit())
 		}
+		r.mu.Lock()
+		r.tryReopen(ctx)
+		r.mu.Unlock()
 		if time.Since(lastCommit) >= r.cfg.CommitInterval {
 			if err := r.commitLocked(ctx); err != nil && ctx.Err() == nil {
 				r.cl.AllowRebalance()

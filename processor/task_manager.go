@@ -182,6 +182,7 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := r.tasksOf(revoked)
+	r.forgetReopening(revoked)
 	err := r.commit(ctx, ids)
 	if err != nil {
 		r.log.Error("commit on revoke failed; the next owner reprocesses from the last commit", "error", err)
@@ -203,6 +204,7 @@ func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]i
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := r.tasksOf(lost)
+	r.forgetReopening(lost)
 	r.closeTasks(ids)
 	r.log.Warn("tasks lost", "lost", lost)
 	if r.txnID == "" || len(ids) == 0 {
@@ -210,6 +212,18 @@ func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]i
 	}
 	if err := r.abortAndReopen(ctx); err != nil {
 		r.fail(err)
+	}
+}
+
+// forgetReopening drops the tasks of parts from those waiting to be
+// reopened: they are no longer this instance's. r.mu is held.
+func (r *Runtime) forgetReopening(parts map[string][]int32) {
+	for topic, ps := range parts {
+		if sub, ok := r.subs[topic]; ok {
+			for _, p := range ps {
+				delete(r.reopening, TaskID{SubTopology: sub, Partition: p})
+			}
+		}
 	}
 }
 

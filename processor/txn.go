@@ -154,27 +154,56 @@ func (r *Runtime) abortAndReopen(ctx context.Context) error {
 	return r.reopen(ctx)
 }
 
-// reopen closes every task without committing, rewinds their inputs to
-// the committed offsets and opens them again (their stores, left unclean,
-// are wiped and restored from the committed changelogs), then begins a
-// transaction. The open transaction has been aborted. r.mu is held.
+// reopen closes every task without committing and marks it to be opened
+// again from its committed state: its inputs rewound to the committed
+// offsets, its stores (left unclean) wiped and restored from the committed
+// changelogs. The open transaction has been aborted; reopen begins the
+// next. r.mu is held.
 func (r *Runtime) reopen(ctx context.Context) error {
-	ids := make([]TaskID, 0, len(r.tasks))
 	all := make(map[TaskID]bool, len(r.tasks))
 	for id, t := range r.tasks {
-		ids = append(ids, id)
 		all[id] = true
 		r.setState(t, TaskSuspended)
 	}
 	r.closeTasks(all)
 	r.dirty = false
-	if err := r.rewind(ctx, ids); err != nil {
-		return err
+	for id := range all {
+		r.reopening[id] = true
+	}
+	r.tryReopen(ctx)
+	return r.beginTxn()
+}
+
+// tryReopen opens the tasks waiting to be reopened, once their committed
+// offsets can be read: while the brokers are unreachable it leaves them
+// waiting (the poll loop calls it again), rather than stopping the
+// instance. Records fetched meanwhile for their partitions are dropped;
+// the rewind fetches them again. r.mu is held.
+func (r *Runtime) tryReopen(ctx context.Context) {
+	if len(r.reopening) == 0 {
+		return
+	}
+	ids := make([]TaskID, 0, len(r.reopening))
+	for id := range r.reopening {
+		if _, open := r.tasks[id]; open {
+			delete(r.reopening, id) // assigned again meanwhile, from the committed offsets
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.rewind(rctx, ids); err != nil {
+		r.log.Warn("tasks to reopen wait for their committed offsets", "tasks", len(ids), "error", err)
+		return
 	}
 	for _, id := range ids {
+		delete(r.reopening, id)
 		r.assign(id)
 	}
-	return r.beginTxn()
 }
 
 // maxTxnFailures bounds the transactions in a row that may fail to commit
