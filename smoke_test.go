@@ -32,12 +32,13 @@ import (
 // broker, then stop every instance with SIGTERM and check every output
 // topic with smoke.Check, whose doc comment lists the invariants. They also
 // check that the group's committed offsets reach the end of the input and
-// of the repartition topic, and that every instance stops cleanly.
+// of the repartition topic, that every instance stops cleanly, and under
+// exactly-once that no transaction is left open.
 //
 // Environment:
 //
-//	KAPPA_SMOKE_SEED=n    seed of the kill schedule (default 1), logged by every run
-//	KAPPA_SMOKE_LOGS=dir  keep the instances' logs in dir (default: printed on failure only)
+//	KAPPA_SMOKE_SEED=n        seed of the kill schedule (default 1), logged by every run
+//	KAPPA_SMOKE_LOGS=dir      keep the instances' logs in dir (default: printed on failure only)
 
 // smokeApp is the application ID of the smoke runs.
 const smokeApp = "smoke"
@@ -51,15 +52,40 @@ const smokeApp = "smoke"
 // Under at-least-once nothing may be lost and duplicates are allowed (see
 // smoke.Check for the invariants).
 func TestSmokeAtLeastOnceCrashes(t *testing.T) {
+	res := smokeCrashes(t, smoke.AtLeastOnce, 11)
+	if res.EchoDuplicates == 0 {
+		// Not a failure: at-least-once allows duplicates, it does not
+		// require them. But none at all means the kills missed the
+		// processing, and the test proved less than it should.
+		t.Logf("no duplicates: no kill landed between a record's processing and its commit")
+	}
+}
+
+// TestSmokeExactlyOnceCrashes runs the scenario of
+// TestSmokeAtLeastOnceCrashes under exactly-once, and checks what Kafka
+// Streams' EosTestDriver checks, reading committed records only (see
+// smoke.Check): the echo equals the input exactly, per partition and in
+// order; every key's aggregate results are its running aggregate, each
+// step at most once and never back; the final, windowed and repartitioned
+// counts are exact; and once the instances have stopped no transaction is
+// left open on any topic of the app (see smokeRun.verify).
+func TestSmokeExactlyOnceCrashes(t *testing.T) {
+	smokeCrashes(t, smoke.ExactlyOnce, 13)
+}
+
+// smokeCrashes runs the crash scenario of TestSmokeAtLeastOnceCrashes
+// under g, its random choices from the seed and stream, and returns what
+// smoke.Check found; the test has failed if it found problems.
+func smokeCrashes(t *testing.T, g smoke.Guarantee, stream uint64) smoke.Result {
 	bin := buildSmokeApp(t)
 	seed := smokeSeed(t)
-	rng := rand.New(rand.NewPCG(seed, 11))
+	rng := rand.New(rand.NewPCG(seed, stream))
 	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
 
 	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
-	r := newSmokeRun(t, bin, seeds)
+	r := newSmokeRun(t, bin, seeds, g)
 	names := []string{"a", "b", "c"}
 	for _, name := range names {
 		r.start(name)
@@ -86,6 +112,7 @@ func TestSmokeAtLeastOnceCrashes(t *testing.T) {
 				r.procs[names[i]].kill(t)
 				killed = append(killed, names[i])
 			}
+			r.lastKill = time.Now()
 			t.Logf("phase %d: SIGKILLed %v %v into the phase (group at %v)", p, killed, pause.Round(time.Millisecond), lags)
 			for _, name := range killed {
 				if wipe {
@@ -104,13 +131,7 @@ func TestSmokeAtLeastOnceCrashes(t *testing.T) {
 	}
 	r.waitCaughtUp(90 * time.Second)
 	r.stopAll(60 * time.Second)
-	res := r.verify(in, smoke.AtLeastOnce)
-	if res.EchoDuplicates == 0 {
-		// Not a failure: at-least-once allows duplicates, it does not
-		// require them. But none at all means the kills missed the
-		// processing, and the test proved less than it should.
-		t.Logf("no duplicates: no kill landed between a record's processing and its commit")
-	}
+	return r.verify(in)
 }
 
 // The smoke tests produce their input in batches of smokeBatch records,
@@ -167,9 +188,29 @@ func producePaced(cl *kgo.Client, recs []*kgo.Record) <-chan error {
 // rejoins), every instance exited after the long outage with "processor:
 // commit offsets: ... ILLEGAL_GENERATION".
 func TestSmokeBrokerRestart(t *testing.T) {
+	smokeBrokerRestart(t, smoke.AtLeastOnce, 12)
+}
+
+// TestSmokeBrokerRestartExactlyOnce runs the scenario of
+// TestSmokeBrokerRestart under exactly-once: the transactions open when
+// the broker goes away fail or are fenced, and the instances must go on
+// from their committed state, with the exactly-once invariants of
+// smoke.Check holding in the end.
+//
+// An instance whose tasks were lost while the broker was down used to
+// exit here: reopening the tasks it kept read the committed offsets,
+// which failed during the outage, and that was fatal. They now wait to be
+// reopened until the offsets can be read.
+func TestSmokeBrokerRestartExactlyOnce(t *testing.T) {
+	smokeBrokerRestart(t, smoke.ExactlyOnce, 14)
+}
+
+// smokeBrokerRestart runs the scenario of TestSmokeBrokerRestart under g,
+// its random choices from the seed and stream.
+func smokeBrokerRestart(t *testing.T, g smoke.Guarantee, stream uint64) {
 	bin := buildSmokeApp(t)
 	seed := smokeSeed(t)
-	rng := rand.New(rand.NewPCG(seed, 12))
+	rng := rand.New(rand.NewPCG(seed, stream))
 	in := smoke.Input{Keys: 50, Values: 1500}.WithDefaults()
 
 	dataDir := filepath.Join(t.TempDir(), "broker")
@@ -180,7 +221,7 @@ func TestSmokeBrokerRestart(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
-	r := newSmokeRun(t, bin, seeds)
+	r := newSmokeRun(t, bin, seeds, g)
 	r.restartExited = true
 	for _, name := range []string{"a", "b", "c"} {
 		r.start(name)
@@ -206,6 +247,7 @@ func TestSmokeBrokerRestart(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond) // the port may not be free yet: retry
 		}
+		r.lastKill = time.Now()
 		t.Logf("broker restarted after %v down (group before: %v)", outage, lags)
 	}
 
@@ -216,7 +258,7 @@ func TestSmokeBrokerRestart(t *testing.T) {
 		switch p {
 		case 0:
 			r.waitFor(30*time.Second, "a first commit of the input", func() (bool, string) {
-				lags, err := smoke.GroupLag(context.Background(), r.adm, smokeApp)
+				lags, err := smoke.GroupLag(context.Background(), r.cl, smokeApp, g)
 				if err != nil {
 					return false, err.Error()
 				}
@@ -235,7 +277,7 @@ func TestSmokeBrokerRestart(t *testing.T) {
 	}
 	r.waitCaughtUp(90 * time.Second)
 	r.stopAll(60 * time.Second)
-	r.verify(in, smoke.AtLeastOnce)
+	r.verify(in)
 	if len(r.exits) > 0 {
 		t.Errorf("instances exited on their own around the broker restarts and had to be started again: %v", r.exits)
 	}
@@ -280,25 +322,34 @@ func smokeSeed(t *testing.T) uint64 {
 
 // smokeRun drives the app instances of one smoke test.
 type smokeRun struct {
-	t       *testing.T
-	bin     string
-	seeds   []string
-	dir     string // state directories
-	logDir  string
-	adm     *kadm.Client
-	procs   map[string]*smokeProc
-	started int // processes started, to number their logs
+	t         *testing.T
+	bin       string
+	seeds     []string
+	guarantee smoke.Guarantee
+	dir       string // state directories
+	logDir    string
+	cl        *kgo.Client
+	adm       *kadm.Client
+	procs     map[string]*smokeProc
+	// lastKill is when the test last SIGKILLed instances, restarted the
+	// broker, or found an instance exited: under exactly-once, the
+	// transactions left open then are aborted by the broker within
+	// smokeTxnTimeout of it.
+	lastKill time.Time
+	started  int // processes started, to number their logs
 	// restartExited makes the waits restart an instance that exited on
 	// its own, noting it in exits, instead of failing the test.
 	restartExited bool
 	exits         []string
 }
 
-// newSmokeRun prepares a run against seeds; instances that are still
-// running when the test ends are killed.
-func newSmokeRun(t *testing.T, bin string, seeds []string) *smokeRun {
-	r := &smokeRun{t: t, bin: bin, seeds: seeds, dir: t.TempDir(), logDir: t.TempDir(),
-		adm: kadm.NewClient(kafkatest.Client(t, seeds)), procs: make(map[string]*smokeProc)}
+// newSmokeRun prepares a run against seeds under g; instances that are
+// still running when the test ends are killed.
+func newSmokeRun(t *testing.T, bin string, seeds []string, g smoke.Guarantee) *smokeRun {
+	cl := kafkatest.Client(t, seeds)
+	r := &smokeRun{t: t, bin: bin, seeds: seeds, guarantee: g, dir: t.TempDir(), logDir: t.TempDir(),
+		cl: cl, adm: kadm.NewClient(cl), procs: make(map[string]*smokeProc)}
+	t.Logf("guarantee %s", g)
 	if d := os.Getenv("KAPPA_SMOKE_LOGS"); d != "" {
 		r.logDir = filepath.Join(d, fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()))
 		if err := os.MkdirAll(r.logDir, 0o755); err != nil {
@@ -348,7 +399,8 @@ func (r *smokeRun) start(name string) {
 		t.Fatal(err)
 	}
 	p.cmd = exec.Command(r.bin, "-brokers", strings.Join(r.seeds, ","), "-app-id", smokeApp,
-		"-state-dir", p.stateDir, "-commit-interval", "100ms", "-session-timeout", smokeSessionTimeout.String(), "-instance", name)
+		"-state-dir", p.stateDir, "-commit-interval", "100ms", "-session-timeout", smokeSessionTimeout.String(), "-instance", name,
+		"-guarantee", string(r.guarantee))
 	p.cmd.Stderr = logf
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -461,6 +513,7 @@ func (r *smokeRun) checkExits() {
 			t.Fatalf("instance %s exited on its own: %v; its log ends with:\n%s", name, p.err, tail)
 		}
 		r.exits = append(r.exits, fmt.Sprintf("%s (%v)", name, p.err))
+		r.lastKill = time.Now()
 		t.Logf("instance %s exited on its own (%v), starting it again; its log ends with:\n%s", name, p.err, tail)
 		r.start(name)
 	}
@@ -500,7 +553,7 @@ func (r *smokeRun) waitStable(within time.Duration) {
 func (r *smokeRun) lag() []smoke.Lag {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	lags, err := smoke.GroupLag(ctx, r.adm, smokeApp)
+	lags, err := smoke.GroupLag(ctx, r.cl, smokeApp, r.guarantee)
 	if err != nil {
 		r.t.Logf("group lag: %v", err)
 	}
@@ -515,7 +568,7 @@ func (r *smokeRun) waitCaughtUp(within time.Duration) {
 	r.waitFor(within, "the group's commits to reach the end of its inputs", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		lags, err := smoke.GroupLag(ctx, r.adm, smokeApp)
+		lags, err := smoke.GroupLag(ctx, r.cl, smokeApp, r.guarantee)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -524,14 +577,25 @@ func (r *smokeRun) waitCaughtUp(within time.Duration) {
 	r.t.Logf("group caught up after %v: %v", time.Since(start).Round(time.Millisecond), r.lag())
 }
 
-// verify checks that the committed offsets still cover every input, then
-// reads every output topic and checks it against the truth of in.
-func (r *smokeRun) verify(in smoke.Input, g smoke.Guarantee) smoke.Result {
+// smokeTxnTimeout is the transaction timeout of the instances under
+// exactly-once (processor.NewRuntime: the larger of 10s and two commit
+// intervals): the broker aborts a transaction a killed instance left open
+// within this time of its start.
+const smokeTxnTimeout = 10 * time.Second
+
+// verify checks, under exactly-once, that no transaction is left open;
+// then that the committed offsets still cover every input; then reads
+// every output topic (committed records only, under exactly-once) and
+// checks it against the truth of in.
+func (r *smokeRun) verify(in smoke.Input) smoke.Result {
 	t := r.t
 	t.Helper()
+	if r.guarantee == smoke.ExactlyOnce {
+		r.checkNoOpenTransactions()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	lags, err := smoke.GroupLag(ctx, r.adm, smokeApp)
+	lags, err := smoke.GroupLag(ctx, r.cl, smokeApp, r.guarantee)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,16 +606,58 @@ func (r *smokeRun) verify(in smoke.Input, g smoke.Guarantee) smoke.Result {
 		t.Errorf("input topic holds %d records, want the %d produced: the truth does not hold", lags[0].End, in.Len())
 	}
 	start := time.Now()
-	out, err := smoke.Read(ctx, r.seeds, smokeApp, g)
+	out, err := smoke.Read(ctx, r.seeds, smokeApp, r.guarantee)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := smoke.Check(in, g, out)
+	res := smoke.Check(in, r.guarantee, out)
 	t.Logf("checked %d input records against the outputs in %v: %s", in.Len(), time.Since(start).Round(time.Millisecond), res)
 	if err := res.Err(); err != nil {
 		t.Error(err)
 	}
 	return res
+}
+
+// checkNoOpenTransactions checks that the last stable offset equals the
+// end offset on every partition of every topic of the app, once the
+// instances have stopped: a graceful stop ends its transaction, and the
+// broker aborts those of killed instances within smokeTxnTimeout of the
+// last kill, which it waits for if need be. A transaction still open then
+// was left by an instance that stopped or still ran: it is reported.
+func (r *smokeRun) checkNoOpenTransactions() {
+	t := r.t
+	t.Helper()
+	start := time.Now()
+	deadline := r.lastKill.Add(smokeTxnTimeout + 2*time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var first []string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		open, err := smoke.OpenTransactions(ctx, r.adm, smokeApp)
+		cancel()
+		if err != nil {
+			t.Fatalf("open transactions: %v", err)
+		}
+		if first == nil {
+			first = open
+		}
+		if len(open) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("transactions left open %v after the instances stopped, %v after the last SIGKILL (the broker aborts a killed instance's within %v): %v",
+				time.Since(start).Round(time.Millisecond), time.Since(r.lastKill).Round(time.Millisecond), smokeTxnTimeout, open)
+			return
+		}
+		<-tick.C
+	}
+	if len(first) == 0 {
+		t.Logf("no transaction open once the instances stopped")
+	} else {
+		t.Logf("transactions of killed instances open on %d partitions once the instances stopped, aborted by the broker %v later (%v after the last SIGKILL), such as %v",
+			len(first), time.Since(start).Round(time.Millisecond), time.Since(r.lastKill).Round(time.Millisecond), first[:min(3, len(first))])
+	}
 }
 
 // dumpLogs prints the end of every instance's log.

@@ -503,5 +503,3 @@ func modelStores(t *testing.T, d *streamtest.Driver, bs []branch) map[string]int
 	}
 	return m
 }
-
-

@@ -80,7 +80,9 @@ func TestTombstone(t *testing.T) {
 		func() error { return in.Pipe("a", 1) },
 		func() error { return in.Pipe("b", 2) },
 		func() error { return in.Tombstone("a") },
-		func() error { return in.PipeRecord(processor.Record[string, int64]{Key: "b", Value: 99, Tombstone: true}) },
+		func() error {
+			return in.PipeRecord(processor.Record[string, int64]{Key: "b", Value: 99, Tombstone: true})
+		},
 	} {
 		if err := step(); err != nil {
 			t.Fatal(err)

@@ -1,6 +1,8 @@
 package smoke
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -51,7 +53,11 @@ func (r Result) String() string {
 //     is lost. Nothing else appears, and the first copies of a key's
 //     values come in order: when value v first appears, each of 0..v-1
 //     has appeared before it (the key's partition is read in offset
-//     order), so no record is skipped and found later.
+//     order), so no record is skipped and found later. When out.Input
+//     holds the input records, the first copies in each echo partition
+//     also keep the order of the input partitions they come from, across
+//     keys: the records of input partition p that go to echo partition q
+//     appear in q in p's offset order.
 //   - Every key, group and window of the truth has a result, every result
 //     is of a known key, group or window, and a key always goes to the
 //     same partition of a topic.
@@ -72,13 +78,22 @@ func (r Result) String() string {
 // before the changelog write that would have kept it), so only the last
 // result per key is compared.
 //
-// Under ExactlyOnce, additionally: every input record appears in
-// EchoTopic exactly once and in order; every last result equals the truth
-// exactly; and each key's results never go back (counts, sums, maxima and
-// distinct counts never decrease, minima never increase).
+// Under ExactlyOnce, additionally, as Kafka Streams' EosTestDriver checks:
+//
+//   - every input record appears in EchoTopic exactly once, in the order
+//     of its input partition;
+//   - every last result equals the truth exactly;
+//   - each key's (group's, window's) results are its running aggregate:
+//     the aggregate of its first j records, for increasing j. Stores
+//     cache updates between commits, so j may skip records, and the
+//     minimum (0 from the first record on) may repeat, once per record
+//     at most. A result repeated where the aggregate moves with every
+//     record (a duplicate update), one that goes back, and a value the
+//     aggregate never takes are reported; an update lost shows in the
+//     last result.
 func Check(in Input, g Guarantee, out Outputs) Result {
 	c := checker{in: in, g: g, truth: in.Truth(), p: &problems{}, res: Result{Over: make(map[string]int64)}}
-	c.echo(out.Topics[EchoTopic])
+	c.echo(out.Topics[EchoTopic], out.Input)
 	m := c.truth
 	perKey := func(want int64) map[string]int64 {
 		w := make(map[string]int64, in.Keys)
@@ -87,19 +102,29 @@ func Check(in Input, g Guarantee, out Outputs) Result {
 		}
 		return w
 	}
-	c.aggregate(CountTopic, out.Topics[CountTopic], perKey(m.Count), 1, -1, atLeast, up)
-	c.aggregate(SumTopic, out.Topics[SumTopic], perKey(m.Sum), 0, -1, atLeast, up)
-	c.aggregate(MinTopic, out.Topics[MinTopic], perKey(m.Min), 0, m.Max, exact, down)
-	c.aggregate(MaxTopic, out.Topics[MaxTopic], perKey(m.Max), 0, m.Max, exact, up)
-	c.aggregate(DistinctTopic, out.Topics[DistinctTopic], perKey(m.Distinct), 1, m.Distinct, exact, up)
-	c.aggregate(GroupCountTopic, out.Topics[GroupCountTopic], m.Groups, 1, -1, atLeast, up)
+	// The running aggregates of a key's values 0, 1, 2, ... in order, and
+	// of any sequence of records for the counts.
+	values := func(string) int64 { return m.Count }
+	counting := func(j int64) int64 { return j + 1 }
+	for _, a := range []aggregate{
+		{CountTopic, perKey(m.Count), 1, -1, atLeast, values, counting},
+		{SumTopic, perKey(m.Sum), 0, -1, atLeast, values, func(j int64) int64 { return j * (j + 1) / 2 }},
+		{MinTopic, perKey(m.Min), 0, m.Max, exact, values, func(int64) int64 { return 0 }},
+		{MaxTopic, perKey(m.Max), 0, m.Max, exact, values, func(j int64) int64 { return j }},
+		{DistinctTopic, perKey(m.Distinct), 1, m.Distinct, exact, values, counting},
+	} {
+		c.aggregate(a, out.Topics[a.topic])
+	}
+	groups := func(g string) int64 { return m.Groups[g] }
+	c.aggregate(aggregate{GroupCountTopic, m.Groups, 1, -1, atLeast, groups, counting}, out.Topics[GroupCountTopic])
 	windows := make(map[string]int64, in.Keys*len(m.Windows))
 	for k := range in.Keys {
 		for start, n := range m.Windows {
 			windows[windowName(Key(k), start)] = n
 		}
 	}
-	c.aggregate(WindowCountTopic, c.windowRecords(out.Topics[WindowCountTopic]), windows, 1, -1, atLeast, up)
+	inWindow := func(w string) int64 { return windows[w] }
+	c.aggregate(aggregate{WindowCountTopic, windows, 1, -1, atLeast, inWindow, counting}, c.windowRecords(out.Topics[WindowCountTopic]))
 	for _, r := range out.DeadLetters {
 		c.p.add("dead letters", "%q@%d/%d: %s", r.Key, r.Partition, r.Offset, r.Headers["kappa.error"])
 	}
@@ -108,17 +133,26 @@ func Check(in Input, g Guarantee, out Outputs) Result {
 	return c.res
 }
 
+// aggregate describes one aggregate output topic for Check.
+type aggregate struct {
+	topic string
+	// want maps every key (group, window) to its true final result.
+	want map[string]int64
+	// Every result lies in [lo, hi]; hi < 0: no upper bound.
+	lo, hi int64
+	// atLeast allows, under AtLeastOnce, a last result above want.
+	atLeast bool
+	// records returns the number of input records of a key, and
+	// running the key's aggregate after its first j+1 of them.
+	records func(key string) int64
+	running func(j int64) int64
+}
+
 // How the last result of a key compares with the truth under
 // AtLeastOnce: exactly, or at least.
 const (
 	exact   = false
 	atLeast = true
-)
-
-// Which way a key's results move under ExactlyOnce.
-const (
-	up   = 1
-	down = -1
 )
 
 type checker struct {
@@ -129,13 +163,15 @@ type checker struct {
 	res   Result
 }
 
-// echo checks EchoTopic.
-func (c *checker) echo(recs []Record) {
+// echo checks EchoTopic, and when input holds the input records, the
+// order of the echo partitions against them.
+func (c *checker) echo(recs []Record, input []Record) {
 	c.res.Echoed = len(recs)
 	m := c.in.Values
 	seen := make(map[string][]int, c.in.Keys) // key → copies of each value
 	firsts := make(map[string]int, c.in.Keys) // key → distinct values seen
 	parts := make(map[string]int32)
+	var firstCopies []Record // in partition and offset order, as recs
 	for _, r := range recs {
 		key := string(r.Key)
 		v, ok := c.decode(EchoTopic, r)
@@ -165,6 +201,7 @@ func (c *checker) echo(recs []Record) {
 		}
 		if copies[v] == 1 {
 			firsts[key]++
+			firstCopies = append(firstCopies, r)
 		} else {
 			c.res.EchoDuplicates++
 		}
@@ -178,51 +215,131 @@ func (c *checker) echo(recs []Record) {
 			}
 		}
 	}
+	if input != nil {
+		c.echoOrder(firstCopies, input, parts, seen)
+	}
 }
 
-// aggregate checks one aggregate output topic: recs are its records with
-// their keys as named in want, which maps every key to its true final
-// result. Every result must lie in [lo, hi] (hi < 0: no upper bound); the
-// last one per key must equal want, or be at least want when atLeast is set
-// and the guarantee is at-least-once. Under exactly-once, results must move
-// only in direction dir, and the last must equal want.
-func (c *checker) aggregate(topic string, recs []Record, want map[string]int64, lo, hi int64, atLeastAllowed bool, dir int) {
-	last := make(map[string]int64, len(want))
-	parts := make(map[string]int32, len(want))
+// echoOrder checks that the first copies of the echo records keep the
+// order of the input: for each input partition p and echo partition q,
+// the records of p whose keys go to q appear in q in p's offset order.
+// Lost input records (not in seen) were reported already and are left
+// out, so that what is reported here is order alone.
+func (c *checker) echoOrder(firstCopies, input []Record, echoPart map[string]int32, seen map[string][]int) {
+	type route struct{ from, to int32 }
+	inPart := make(map[string]int32, c.in.Keys)
+	want := make(map[route][]Record)
+	for _, r := range input {
+		key := string(r.Key)
+		inPart[key] = r.Partition
+		v, ok := c.decode(InputTopic, r)
+		q, echoed := echoPart[key]
+		if !ok || !echoed || v < 0 || v >= int64(c.in.Values) || seen[key][v] == 0 {
+			continue // lost, or not of the input: reported by echo
+		}
+		rt := route{r.Partition, q}
+		want[rt] = append(want[rt], r)
+	}
+	got := make(map[route][]Record, len(want))
+	for _, r := range firstCopies {
+		rt := route{inPart[string(r.Key)], r.Partition}
+		got[rt] = append(got[rt], r)
+	}
+	for _, rt := range slices.SortedFunc(maps.Keys(want), func(a, b route) int {
+		return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.to, b.to))
+	}) {
+		w, g := want[rt], got[rt]
+		for i := range min(len(w), len(g)) {
+			if !bytes.Equal(w[i].Key, g[i].Key) || !bytes.Equal(w[i].Value, g[i].Value) {
+				c.p.add(EchoTopic+": not in input partition order",
+					"record %d of input partition %d in echo partition %d is %s=%d@%d/%d, want %s=%d (input offset %d)",
+					i, rt.from, rt.to, g[i].Key, int64(binary.BigEndian.Uint64(g[i].Value)), g[i].Partition, g[i].Offset,
+					w[i].Key, int64(binary.BigEndian.Uint64(w[i].Value)), w[i].Offset)
+				break
+			}
+		}
+	}
+}
+
+// aggregate checks the records of one aggregate output topic, their
+// keys as named in a.want: see Check.
+func (c *checker) aggregate(a aggregate, recs []Record) {
+	topic := a.topic
+	last := make(map[string]int64, len(a.want))
+	parts := make(map[string]int32, len(a.want))
+	next := make(map[string]int64, len(a.want)) // key → records its results have covered
+	broken := make(map[string]bool)             // keys whose results left their running aggregate
+	results := make(map[string]int, len(a.want))
 	for _, r := range recs {
 		key := string(r.Key)
 		v, ok := c.decode(topic, r)
 		if !ok {
 			continue
 		}
-		if _, known := want[key]; !known {
+		if _, known := a.want[key]; !known {
 			c.p.add(topic+": unknown key", "%q=%d@%d/%d", key, v, r.Partition, r.Offset)
 			continue
 		}
 		c.samePartition(topic, parts, key, r)
-		if v < lo || (hi >= 0 && v > hi) {
-			c.p.add(topic+": result out of range", "%s=%d@%d/%d, want %d..%d", key, v, r.Partition, r.Offset, lo, hi)
+		if v < a.lo || (a.hi >= 0 && v > a.hi) {
+			c.p.add(topic+": result out of range", "%s=%d@%d/%d, want %d..%d", key, v, r.Partition, r.Offset, a.lo, a.hi)
 		}
-		if prev, ok := last[key]; ok && c.g.exact() && (v-prev)*int64(dir) < 0 {
-			c.p.add(topic+": result went back", "%s: %d after %d @%d/%d", key, v, prev, r.Partition, r.Offset)
-		}
+		prev, seen := last[key]
 		last[key] = v
+		results[key]++
+		if !c.g.exact() || broken[key] {
+			continue
+		}
+		// The earliest step after the last one matched whose running
+		// aggregate is v: matching greedily finds a way through the
+		// running aggregates if there is one.
+		n, j := a.records(key), next[key]
+		for j < n && a.running(j) != v {
+			j++
+		}
+		if j < n {
+			next[key] = j + 1
+			continue
+		}
+		// Not found: say why, and check the key no further, so that one
+		// fault is reported once.
+		broken[key] = true
+		where := fmt.Sprintf("%s=%d@%d/%d is result %d; those before cover %d of its %d records", key, v, r.Partition, r.Offset, results[key], next[key], n)
+		switch {
+		case seen && v == prev:
+			c.p.add(topic+": duplicate update", "%s (the last result again)", where)
+		case seen && a.taken(next[key], v):
+			c.p.add(topic+": result went back", "%s (last result %d)", where, prev)
+		default:
+			c.p.add(topic+": not a running aggregate", "%s: no later step of the key's running aggregate has this value", where)
+		}
 	}
 	var over int64
-	for _, key := range slices.Sorted(maps.Keys(want)) {
-		w := want[key]
+	for _, key := range slices.Sorted(maps.Keys(a.want)) {
+		w := a.want[key]
 		got, ok := last[key]
 		switch {
 		case !ok:
 			c.p.add(topic+": no result", "%s", key)
 		case got == w:
-		case got > w && atLeastAllowed && !c.g.exact():
+		case got > w && a.atLeast && !c.g.exact():
 			over += got - w
 		default:
 			c.p.add(topic+": wrong final result", "%s=%d, want %d", key, got, w)
 		}
 	}
 	c.res.Over[topic] = over
+}
+
+// taken reports whether the running aggregate had the value v in one of
+// its first n steps.
+func (a aggregate) taken(n, v int64) bool {
+	for j := range n {
+		if a.running(j) == v {
+			return true
+		}
+	}
+	return false
 }
 
 // windowRecords rewrites the keys of WindowCountTopic records to the names

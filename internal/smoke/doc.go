@@ -20,17 +20,24 @@
 //     wait for a rebalance to settle on a condition rather than a sleep.
 //   - [GroupLag] says how far the group's committed offsets are from the
 //     ends of its input and repartition topics: the driver waits for zero.
-//   - [Read] fetches every output topic and the dead-letter topic to their
-//     ends, and [Check] tests the records against the truth and the
+//     Under exactly-once it looks past transaction markers, which take
+//     offsets no consumer commits.
+//   - [OpenTransactions] lists the partitions of the app's topics on which
+//     a transaction is open: under exactly-once, none once the instances
+//     have stopped and the transactions of killed ones have timed out.
+//   - [Read] fetches the input, every output topic and the dead-letter
+//     topic to their ends (committed records only under exactly-once),
+//     and [Check] tests the records against the truth and the
 //     [Guarantee]: the invariants are listed there.
 //
 // # Guarantees
 //
-// Kappa commits at-least-once today, and [ParseGuarantee] accepts only
-// [AtLeastOnce]. [Check] already knows the stricter invariants of
-// [ExactlyOnce] (no duplicate, every aggregate exact at every step), so
-// adding exactly-once to Kappa needs a flag value and an app option here,
-// not a new harness.
+// Both of Kappa's guarantees run here: [ParseGuarantee] names them for
+// the smokeapp program's -guarantee flag. Under [AtLeastOnce], [Check]
+// allows duplicates and results above the truth; under [ExactlyOnce] it
+// allows neither, and checks in the manner of Kafka Streams'
+// EosTestDriver that the echo equals the input in order and that every
+// key's results step through its running aggregate.
 //
 // # Example
 //
@@ -39,7 +46,7 @@
 //		produce(in.Phase(p, 4)) // while instances run and crash
 //	}
 //	// ... wait until smoke.GroupLag reports zero, stop the instances ...
-//	out, err := smoke.Read(ctx, seeds, appID, smoke.AtLeastOnce)
-//	res := smoke.Check(in, smoke.AtLeastOnce, out)
+//	out, err := smoke.Read(ctx, seeds, appID, smoke.ExactlyOnce)
+//	res := smoke.Check(in, smoke.ExactlyOnce, out)
 //	if err := res.Err(); err != nil { ... }
 package smoke

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -29,14 +30,18 @@ type Record struct {
 type Outputs struct {
 	// Topics holds the records of each output topic by name.
 	Topics map[string][]Record
+	// Input holds the records of InputTopic, against which Check compares
+	// the order of the echo; nil skips that comparison.
+	Input []Record
 	// DeadLetters holds the records of the dead-letter topic.
 	DeadLetters []Record
 }
 
-// Read fetches every output topic and the dead-letter topic of appID, from
-// their starts to the end offsets they have when Read is called: stop the
-// app instances first. An output topic that does not exist is an error; a
-// missing dead-letter topic reads as empty. ctx bounds the whole read.
+// Read fetches InputTopic, every output topic and the dead-letter topic of
+// appID, from their starts to the end offsets they have when Read is
+// called: stop the app instances first. An input or output topic that does
+// not exist is an error; a missing dead-letter topic reads as empty. ctx
+// bounds the whole read.
 //
 // Under ExactlyOnce it reads committed records only, up to the last stable
 // offsets, as a read_committed consumer of the app's outputs would;
@@ -48,7 +53,8 @@ func Read(ctx context.Context, seeds []string, appID string, g Guarantee) (Outpu
 	}
 	defer admCl.Close()
 	dlq := DeadLetterTopic(appID)
-	topics := append(slices.Clone(OutputTopics), dlq)
+	topics := append([]string{InputTopic}, OutputTopics...)
+	topics = append(topics, dlq)
 	list, isolation := kadm.NewClient(admCl).ListEndOffsets, kgo.ReadUncommitted()
 	if g.exact() {
 		list, isolation = kadm.NewClient(admCl).ListCommittedOffsets, kgo.ReadCommitted()
@@ -64,7 +70,7 @@ func Read(ctx context.Context, seeds []string, appID string, g Guarantee) (Outpu
 		ps, ok := ends[topic]
 		if !ok {
 			if topic != dlq {
-				errs = append(errs, fmt.Errorf("smoke: output topic %q: no end offsets", topic))
+				errs = append(errs, fmt.Errorf("smoke: topic %q: no end offsets", topic))
 			}
 			continue
 		}
@@ -123,9 +129,12 @@ func Read(ctx context.Context, seeds []string, appID string, g Guarantee) (Outpu
 					rec.Headers[h.Key] = string(h.Value)
 				}
 			}
-			if r.Topic == dlq {
+			switch r.Topic {
+			case dlq:
 				out.DeadLetters = append(out.DeadLetters, rec)
-			} else {
+			case InputTopic:
+				out.Input = append(out.Input, rec)
+			default:
 				out.Topics[r.Topic] = append(out.Topics[r.Topic], rec)
 			}
 		})
@@ -139,6 +148,7 @@ func Read(ctx context.Context, seeds []string, appID string, g Guarantee) (Outpu
 		byPartition(recs)
 	}
 	byPartition(out.DeadLetters)
+	byPartition(out.Input)
 	return out, nil
 }
 
@@ -161,6 +171,15 @@ type Lag struct {
 	// Committed and End are the group's committed offsets and the topic's
 	// end offsets, each summed over the partitions. A partition without a
 	// commit counts as committed at 0.
+	//
+	// Under ExactlyOnce, a partition on which a transaction is open ends
+	// at its end offset (the open transaction's records may commit); one
+	// whose offsets from the committed one to the end hold only
+	// transaction markers and records of aborted transactions ends at the
+	// committed offset, as nothing there is left to process. A commit
+	// marker takes an offset, so under exactly-once the group's commits
+	// stop one short of the end offset of a topic written in
+	// transactions, such as the repartition topic.
 	Committed, End int64
 	// Behind sums, over the partitions, the records between the committed
 	// offset and the end: zero when the group has processed and committed
@@ -168,6 +187,9 @@ type Lag struct {
 	// the end, which never happens unless offsets are wrong.
 	Behind int64
 	Ahead  int
+	// Open counts, under ExactlyOnce, the partitions on which a
+	// transaction is open: their last stable offset is below their end.
+	Open int
 }
 
 // String formats l as "topic committed/end".
@@ -176,50 +198,152 @@ func (l Lag) String() string {
 	if l.Ahead > 0 {
 		s += fmt.Sprintf(" (%d partitions committed past the end)", l.Ahead)
 	}
+	if l.Open > 0 {
+		s += fmt.Sprintf(" (%d partitions in open transactions)", l.Open)
+	}
 	return s
 }
 
 // GroupLag returns the lag of appID's consumer group on InputTopic and on
-// the repartition topic, in that order; a group that does not exist yet
-// has committed nothing. The repartition topic is read
-// after the input, so once the input has no lag, a zero lag on the
-// repartition topic means every record went through both sub-topologies
-// and was committed. ctx bounds the requests.
-func GroupLag(ctx context.Context, adm *kadm.Client, appID string) ([]Lag, error) {
+// the repartition topic, in that order, as the group's records stand for
+// g; a group that does not exist yet has committed nothing. The
+// repartition topic is read after the input, so once the input has no
+// lag, a zero lag on the repartition topic means every record went
+// through both sub-topologies and was committed. cl asks the brokers;
+// under ExactlyOnce, GroupLag also reads the partitions whose committed
+// offsets are below their ends with a client of its own on cl's seed
+// brokers, to tell transaction markers from records. ctx bounds the
+// requests and reads.
+func GroupLag(ctx context.Context, cl *kgo.Client, appID string, g Guarantee) ([]Lag, error) {
+	adm := kadm.NewClient(cl)
 	topics := []string{InputTopic, RepartitionTopic(appID)}
-	lags := make([]Lag, 0, len(topics))
-	for _, topic := range topics {
-		ends, err := adm.ListEndOffsets(ctx, topic)
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("smoke: end offsets of %v: %w", topics, err)
+	}
+	var stable kadm.ListedOffsets
+	if g.exact() {
+		if stable, err = adm.ListCommittedOffsets(ctx, topics...); err == nil {
+			err = stable.Error()
+		}
 		if err != nil {
-			return nil, fmt.Errorf("smoke: end offsets of %q: %w", topic, err)
+			return nil, fmt.Errorf("smoke: last stable offsets of %v: %w", topics, err)
 		}
-		if err := ends.Error(); err != nil {
-			return nil, fmt.Errorf("smoke: end offsets of %q: %w", topic, err)
+	}
+	committed, err := adm.FetchOffsets(ctx, appID)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		committed, err = nil, nil // no member has joined or committed yet
+	}
+	if err != nil {
+		return nil, fmt.Errorf("smoke: committed offsets of group %q: %w", appID, err)
+	}
+	at := func(topic string, p int32) int64 {
+		if r, ok := committed.Lookup(topic, p); ok && r.Err == nil && r.At >= 0 {
+			return r.At
 		}
-		committed, err := adm.FetchOffsets(ctx, appID)
-		if errors.Is(err, kerr.GroupIDNotFound) {
-			committed, err = nil, nil // no member has joined or committed yet
-		}
-		if err != nil {
-			return nil, fmt.Errorf("smoke: committed offsets of group %q: %w", appID, err)
-		}
-		l := Lag{Topic: topic}
+		return 0
+	}
+	// Under exactly-once, the partitions to read: committed below the end
+	// with no transaction open.
+	tails := make(map[string]map[int32]offsetRange)
+	if g.exact() {
 		ends.Each(func(o kadm.ListedOffset) {
-			c := int64(0)
-			if r, ok := committed.Lookup(topic, o.Partition); ok && r.Err == nil && r.At >= 0 {
-				c = r.At
-			}
-			l.Committed += c
-			l.End += o.Offset
-			if c > o.Offset {
-				l.Ahead++
-			} else {
-				l.Behind += o.Offset - c
+			c := at(o.Topic, o.Partition)
+			if s, ok := stable.Lookup(o.Topic, o.Partition); ok && s.Offset == o.Offset && c < o.Offset {
+				if tails[o.Topic] == nil {
+					tails[o.Topic] = make(map[int32]offsetRange)
+				}
+				tails[o.Topic][o.Partition] = offsetRange{c, o.Offset}
 			}
 		})
+	}
+	markers, err := onlyMarkers(ctx, cl, tails)
+	if err != nil {
+		return nil, err
+	}
+	lags := make([]Lag, 0, len(topics))
+	for _, topic := range topics {
+		l := Lag{Topic: topic}
+		for _, o := range ends[topic] {
+			c, end := at(topic, o.Partition), o.Offset
+			if s, ok := stable.Lookup(topic, o.Partition); ok && s.Offset < o.Offset {
+				l.Open++
+			}
+			if markers[topic][o.Partition] {
+				end = c
+			}
+			l.Committed += c
+			l.End += end
+			if c > end {
+				l.Ahead++
+			} else {
+				l.Behind += end - c
+			}
+		}
 		lags = append(lags, l)
 	}
 	return lags, nil
+}
+
+// offsetRange is the offsets [from, to) of a partition.
+type offsetRange struct{ from, to int64 }
+
+// onlyMarkers reads each partition of ranges over its range, committed
+// records only, and reports the partitions whose ranges hold transaction
+// markers and aborted records only. The last offset of each range must
+// not be in an open transaction. It reads with a client of its own on
+// cl's seed brokers; ctx bounds the read.
+func onlyMarkers(ctx context.Context, cl *kgo.Client, ranges map[string]map[int32]offsetRange) (map[string]map[int32]bool, error) {
+	if len(ranges) == 0 {
+		return nil, nil
+	}
+	start := make(map[string]map[int32]kgo.Offset, len(ranges))
+	left := make(map[string]map[int32]int64) // partitions not decided yet
+	for topic, ps := range ranges {
+		start[topic], left[topic] = make(map[int32]kgo.Offset, len(ps)), make(map[int32]int64, len(ps))
+		for p, r := range ps {
+			start[topic][p] = kgo.NewOffset().At(r.from)
+			left[topic][p] = r.to
+		}
+	}
+	seeds, _ := cl.OptValue(kgo.SeedBrokers).([]string)
+	rd, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(start),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	out := make(map[string]map[int32]bool)
+	decide := func(topic string, p int32, markersOnly bool) {
+		delete(left[topic], p)
+		if len(left[topic]) == 0 {
+			delete(left, topic)
+		}
+		if out[topic] == nil {
+			out[topic] = make(map[int32]bool)
+		}
+		out[topic][p] = markersOnly
+	}
+	for len(left) > 0 {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("smoke: reading what follows the committed offsets: %w; not read to their ends: %s", ctx.Err(), describeLeft(left))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := left[r.Topic][r.Partition]
+			switch {
+			case !ok:
+			case !r.Attrs.IsControl():
+				decide(r.Topic, r.Partition, false)
+			case r.Offset+1 >= end:
+				decide(r.Topic, r.Partition, true)
+			}
+		})
+	}
+	return out, nil
 }
 
 // CaughtUp reports whether no lag is behind or ahead.
@@ -230,4 +354,51 @@ func CaughtUp(lags []Lag) bool {
 		}
 	}
 	return len(lags) > 0
+}
+
+// OpenTransactions returns the partitions of the topics appID reads and
+// writes (InputTopic, OutputTopics, and its internal topics: every topic
+// named "<appID>-...") on which a transaction is open: their last stable
+// offset is below their end offset, and readers of committed data see
+// nothing from there on until the transaction ends. Each is described as
+// "topic/partition: last stable offset < end offset", sorted. An app that
+// stopped gracefully leaves none; one killed leaves its transaction open
+// until the broker aborts it after the transaction timeout. ctx bounds the
+// requests.
+func OpenTransactions(ctx context.Context, adm *kadm.Client, appID string) ([]string, error) {
+	all, err := adm.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("smoke: listing topics: %w", err)
+	}
+	var topics []string
+	for _, t := range all.Sorted() {
+		if t.Topic == InputTopic || slices.Contains(OutputTopics, t.Topic) || strings.HasPrefix(t.Topic, appID+"-") {
+			topics = append(topics, t.Topic)
+		}
+	}
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("smoke: end offsets: %w", err)
+	}
+	stable, err := adm.ListCommittedOffsets(ctx, topics...)
+	if err == nil {
+		err = stable.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("smoke: last stable offsets: %w", err)
+	}
+	var open []string
+	ends.Each(func(o kadm.ListedOffset) {
+		if s, ok := stable.Lookup(o.Topic, o.Partition); !ok || s.Offset < o.Offset {
+			open = append(open, fmt.Sprintf("%s/%d: %d < %d", o.Topic, o.Partition, s.Offset, o.Offset))
+		}
+	})
+	slices.Sort(open)
+	return open, nil
 }

@@ -2,6 +2,7 @@ package smoke
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 func TestRead(t *testing.T) {
 	b := kafkatest.Broker(t)
 	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, InputTopic, 2)
 	for _, topic := range OutputTopics {
 		kafkatest.CreateTopic(t, seeds, topic, 2)
 	}
@@ -26,7 +28,7 @@ func TestRead(t *testing.T) {
 	rec := func(topic, v string) *kgo.Record {
 		return &kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte(v)}
 	}
-	kafkatest.Produce(t, kafkatest.Client(t, seeds), rec(CountTopic, "plain1"), rec(CountTopic, "plain2"))
+	kafkatest.Produce(t, kafkatest.Client(t, seeds), rec(CountTopic, "plain1"), rec(CountTopic, "plain2"), rec(InputTopic, "in"))
 	txn := kafkatest.Client(t, seeds, kgo.TransactionalID("smoke-read-test"))
 	for _, tc := range []struct {
 		values []string
@@ -62,6 +64,9 @@ func TestRead(t *testing.T) {
 		if got := values(out.Topics[CountTopic]); got != "plain1,plain2" {
 			t.Errorf("%s: count %s, want plain1,plain2", g, got)
 		}
+		if got := values(out.Input); got != "in" {
+			t.Errorf("%s: input %s, want in", g, got)
+		}
 		if len(out.DeadLetters) != 0 {
 			t.Errorf("%s: %d dead letters from a topic that does not exist", g, len(out.DeadLetters))
 		}
@@ -72,6 +77,7 @@ func TestRead(t *testing.T) {
 func TestReadMissingOutput(t *testing.T) {
 	b := kafkatest.Broker(t)
 	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, InputTopic, 1)
 	for _, topic := range OutputTopics[1:] {
 		kafkatest.CreateTopic(t, seeds, topic, 1)
 	}
@@ -100,7 +106,7 @@ func TestGroupLag(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	lags, err := GroupLag(ctx, adm, app)
+	lags, err := GroupLag(ctx, cl, app, AtLeastOnce)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +120,7 @@ func TestGroupLag(t *testing.T) {
 	if _, err := adm.CommitOffsets(ctx, app, offs); err != nil {
 		t.Fatal(err)
 	}
-	lags, err = GroupLag(ctx, adm, app)
+	lags, err = GroupLag(ctx, cl, app, AtLeastOnce)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +132,104 @@ func TestGroupLag(t *testing.T) {
 	if _, err := adm.CommitOffsets(ctx, app, offs); err != nil {
 		t.Fatal(err)
 	}
-	if lags, err = GroupLag(ctx, adm, app); err != nil || !CaughtUp(lags) {
+	if lags, err = GroupLag(ctx, cl, app, AtLeastOnce); err != nil || !CaughtUp(lags) {
 		t.Fatalf("all committed: %+v, %v", lags, err)
+	}
+}
+
+// TestGroupLagExactlyOnce writes the repartition topic in transactions:
+// under exactly-once, a group committed after the last record of a
+// partition has caught up although the commit marker (and an aborted
+// transaction) follow it, and a partition with a transaction open is
+// behind and counted as open; OpenTransactions names it.
+func TestGroupLagExactlyOnce(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	const app = "txns"
+	repartition := RepartitionTopic(app)
+	kafkatest.CreateTopic(t, seeds, InputTopic, 1)
+	kafkatest.CreateTopic(t, seeds, repartition, 2)
+	kafkatest.CreateTopic(t, seeds, EchoTopic, 1)
+	cl := kafkatest.Client(t, seeds)
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: InputTopic, Value: []byte("v")})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	txn := kafkatest.Client(t, seeds, kgo.TransactionalID("lag-test"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	// write writes recs in a transaction it leaves open.
+	write := func(recs ...*kgo.Record) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	end := func(try kgo.TransactionEndTry) {
+		t.Helper()
+		if err := txn.EndTransaction(ctx, try); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := func(topic string, p int32) *kgo.Record {
+		return &kgo.Record{Topic: topic, Partition: p, Value: []byte("v")}
+	}
+	// Partition 0: 3 records, a commit marker (offset 3), 1 aborted record,
+	// an abort marker (5); partition 1: 1 record, a commit marker (1).
+	write(rec(repartition, 0), rec(repartition, 0), rec(repartition, 0), rec(repartition, 1))
+	end(kgo.TryCommit)
+	write(rec(repartition, 0))
+	end(kgo.TryAbort)
+
+	adm := kadm.NewClient(cl)
+	commit := func(p int32, at int64) {
+		t.Helper()
+		var offs kadm.Offsets
+		offs.Add(kadm.Offset{Topic: InputTopic, Partition: 0, At: 1})
+		offs.Add(kadm.Offset{Topic: repartition, Partition: p, At: at})
+		if _, err := adm.CommitOffsets(ctx, app, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lag := func(g Guarantee) []Lag {
+		t.Helper()
+		lags, err := GroupLag(ctx, cl, app, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lags
+	}
+	commit(0, 2)
+	commit(1, 1)
+	if lags := lag(ExactlyOnce); CaughtUp(lags) || lags[1].Behind != 4 {
+		t.Fatalf("a record left on partition 0: %v, want 4 behind (the end offset counts)", lags)
+	}
+	commit(0, 3)
+	if lags := lag(ExactlyOnce); !CaughtUp(lags) || lags[1].Committed != 4 || lags[1].End != 4 {
+		t.Fatalf("every record committed: %v, want caught up at 4/4", lags)
+	}
+	if lags := lag(AtLeastOnce); CaughtUp(lags) || lags[1].End != 8 {
+		t.Fatalf("at-least-once counts markers as records: %v, want the end offsets 8", lags)
+	}
+	if open, err := OpenTransactions(ctx, adm, app); err != nil || len(open) != 0 {
+		t.Fatalf("OpenTransactions: %v, %v, want none", open, err)
+	}
+
+	// A transaction left open on partition 1 and the echo topic.
+	write(rec(repartition, 1), rec(EchoTopic, 0))
+	lags := lag(ExactlyOnce)
+	if CaughtUp(lags) || lags[1].Open != 1 {
+		t.Fatalf("a transaction open: %v, want one open partition and not caught up", lags)
+	}
+	open, err := OpenTransactions(ctx, adm, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{EchoTopic + "/0: 0 < 1", repartition + "/1: 2 < 3"}; !slices.Equal(open, want) {
+		t.Fatalf("OpenTransactions: %q, want %q", open, want)
+	}
+	end(kgo.TryCommit)
+	if lags := lag(ExactlyOnce); CaughtUp(lags) || lags[1].Open != 0 || lags[1].Behind != 3 {
+		t.Fatalf("the transaction committed: %v, want 3 behind: its record, its marker and the one before", lags)
 	}
 }

@@ -1,8 +1,8 @@
 package smoke
 
 import (
+	"bytes"
 	"encoding/binary"
-	"errors"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -45,11 +45,20 @@ func run(t *testing.T, in Input) Outputs {
 		t.Fatal(err)
 	}
 	out := Outputs{Topics: make(map[string][]Record)}
-	for _, topic := range OutputTopics {
+	read := func(topic string) []Record {
+		var recs []Record
 		for _, r := range streamtest.NewOutput(d, topic, codec.Bytes(), codec.Bytes()).ReadAll() {
-			out.Topics[topic] = append(out.Topics[topic], Record{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
+			recs = append(recs, Record{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
 		}
-		slices.SortStableFunc(out.Topics[topic], func(a, b Record) int { return int(a.Partition - b.Partition) })
+		slices.SortStableFunc(recs, func(a, b Record) int { return int(a.Partition - b.Partition) })
+		return recs
+	}
+	for _, topic := range OutputTopics {
+		out.Topics[topic] = read(topic)
+	}
+	out.Input = read(InputTopic)
+	if len(out.Input) != in.Len() {
+		t.Fatalf("the driver's input topic holds %d records, want %d", len(out.Input), in.Len())
 	}
 	for _, dl := range d.DeadLetters() {
 		out.DeadLetters = append(out.DeadLetters, Record{Key: dl.Key, Value: dl.Value, Headers: map[string]string{"kappa.error": dl.Error}})
@@ -112,6 +121,49 @@ func TestCheckFindsProblems(t *testing.T) {
 			r := recs[3]
 			out.Topics[EchoTopic] = append(slices.Delete(recs, 3, 4), r)
 		}, "smoke-echo: first copies out of order", "smoke-echo: first copies out of order"},
+		{"echo records of two keys swapped", func(out *Outputs) {
+			// Two records next to each other in an echo partition, of
+			// different keys of one input partition: each key's values
+			// stay in order, the input partition's order does not.
+			inPart := map[string]int32{}
+			for _, r := range out.Input {
+				inPart[string(r.Key)] = r.Partition
+			}
+			recs := out.Topics[EchoTopic]
+			for i := range len(recs) - 1 {
+				a, b := recs[i], recs[i+1]
+				if a.Partition == b.Partition && !bytes.Equal(a.Key, b.Key) && inPart[string(a.Key)] == inPart[string(b.Key)] {
+					recs[i], recs[i+1] = recs[i+1], recs[i]
+					return
+				}
+			}
+			t.Fatal("no two neighbouring echo records of different keys")
+		}, "smoke-echo: not in input partition order: 1", "smoke-echo: not in input partition order: 1"},
+		{"count updated twice", func(out *Outputs) {
+			// A record counted twice in the middle: every later count is
+			// one too high, and the last one too.
+			recs := out.Topics[CountTopic]
+			i := slices.IndexFunc(recs, func(r Record) bool { return string(r.Key) == Key(2) })
+			var after bool
+			for j := range recs {
+				if j > i && string(recs[j].Key) == Key(2) {
+					recs[j].Value = int64s(int64(binary.BigEndian.Uint64(recs[j].Value)) + 1)
+					after = true
+				}
+			}
+			out.Topics[CountTopic] = slices.Insert(recs, i+1, recs[i])
+			if !after {
+				t.Fatal("one count of the key only")
+			}
+		}, "", "smoke-count: duplicate update: 1"},
+		{"sum not a running sum", func(out *Outputs) {
+			i := slices.IndexFunc(out.Topics[SumTopic], func(r Record) bool { return string(r.Key) == Key(6) })
+			out.Topics[SumTopic][i].Value = int64s(2) // 0, 1, 3, 6, ... never 2
+		}, "", "smoke-sum: not a running aggregate: 1"},
+		{"min not the running min", func(out *Outputs) {
+			i := slices.IndexFunc(out.Topics[MinTopic], func(r Record) bool { return string(r.Key) == Key(6) })
+			out.Topics[MinTopic][i].Value = int64s(1)
+		}, "", "smoke-min: not a running aggregate: 1"},
 		{"count below the truth", func(out *Outputs) {
 			i := lastOf(*out, CountTopic, Key(3))
 			out.Topics[CountTopic][i].Value = int64s(in.Truth().Count - 1)
@@ -154,7 +206,7 @@ func TestCheckFindsProblems(t *testing.T) {
 		}, "smoke-sum: key in two partitions: 1", "smoke-sum: key in two partitions: 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := Outputs{Topics: make(map[string][]Record), DeadLetters: slices.Clone(clean.DeadLetters)}
+			out := Outputs{Topics: make(map[string][]Record), DeadLetters: slices.Clone(clean.DeadLetters), Input: clean.Input}
 			for topic, recs := range clean.Topics {
 				out.Topics[topic] = slices.Clone(recs)
 			}
@@ -190,16 +242,17 @@ func TestStatusLine(t *testing.T) {
 	}
 }
 
-// TestParseGuarantee accepts at-least-once only, for now.
+// TestParseGuarantee accepts both guarantees and nothing else.
 func TestParseGuarantee(t *testing.T) {
-	if g, err := ParseGuarantee("at-least-once"); err != nil || g != AtLeastOnce {
-		t.Fatalf("at-least-once: %v, %v", g, err)
+	for _, g := range []Guarantee{AtLeastOnce, ExactlyOnce} {
+		if got, err := ParseGuarantee(string(g)); err != nil || got != g {
+			t.Errorf("%s: %v, %v", g, got, err)
+		}
 	}
-	if _, err := ParseGuarantee("exactly-once"); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("exactly-once: %v, want ErrUnsupported", err)
-	}
-	if _, err := ParseGuarantee("at-most-once"); err == nil || errors.Is(err, ErrUnsupported) {
-		t.Fatalf("at-most-once: %v, want an unknown-guarantee error", err)
+	for _, s := range []string{"", "at-most-once", "exactly_once_v2"} {
+		if g, err := ParseGuarantee(s); err == nil {
+			t.Errorf("%q: %v, want an unknown-guarantee error", s, g)
+		}
 	}
 }
 

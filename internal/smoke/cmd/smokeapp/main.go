@@ -16,7 +16,7 @@
 //
 // Usage:
 //
-//	smokeapp -brokers 127.0.0.1:9092 -app-id smoke -state-dir /tmp/a -instance a
+//	smokeapp -brokers 127.0.0.1:9092 -app-id smoke -state-dir /tmp/a -instance a [-guarantee exactly-once]
 package main
 
 import (
@@ -40,10 +40,10 @@ func run() int {
 	brokers := flag.String("brokers", "", "comma-separated seed brokers `host:port` (required)")
 	appID := flag.String("app-id", "smoke", "application `ID`: the consumer group and internal-topic prefix")
 	stateDir := flag.String("state-dir", "", "`DIR` for the local stores (required; another instance's or a deleted one is fine)")
-	commit := flag.Duration("commit-interval", 100*time.Millisecond, "how often to commit")
+	commit := flag.Duration("commit-interval", 100*time.Millisecond, "how often to commit (under exactly-once: how long each transaction lasts); 100ms is Kappa's default under exactly-once")
 	session := flag.Duration("session-timeout", 6*time.Second, "consumer group session timeout: how soon others take over a killed instance's tasks (the embedded broker's minimum is 6s)")
 	instance := flag.String("instance", "", "`NAME` of this instance in status lines and logs (required)")
-	guarantee := flag.String("guarantee", string(smoke.AtLeastOnce), "processing guarantee; only at-least-once exists today")
+	guarantee := flag.String("guarantee", string(smoke.AtLeastOnce), "processing guarantee: at-least-once or exactly-once")
 	logLevel := flag.String("log-level", "info", "log level on stderr: debug, info, warn or error")
 	flag.Parse()
 
@@ -87,9 +87,11 @@ func run() int {
 		kappa.SessionTimeout(*session),
 		kappa.Logger(log),
 	}
-	// The guarantee's options: at-least-once is Kappa's default. Exactly-once
-	// adds its option here once Kappa has one; ParseGuarantee rejects it
-	// until then.
+	// At-least-once is Kappa's default; the commit interval is passed under
+	// both guarantees, so that the flag, not Kappa's default, decides it.
+	if g == smoke.ExactlyOnce {
+		opts = append(opts, kappa.Guarantee(kappa.ExactlyOnce))
+	}
 	app, err := kappa.New(topo, opts...)
 	if err != nil {
 		log.Error("configuration", "error", err)
