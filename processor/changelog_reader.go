@@ -211,18 +211,62 @@ func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, parti
 	if from >= end {
 		return from, nil
 	}
-	sub, err := c.read(topic, partition, from, end, apply)
+	// The poll goroutine hands the batches over and this goroutine applies
+	// them, so that the restores of several tasks write their stores in
+	// parallel, as they did with a client each.
+	batches := make(chan []*RawRecord, 4)
+	quit := make(chan struct{})
+	handOver := func(recs []*RawRecord) error {
+		select {
+		case batches <- recs:
+			return nil
+		case <-quit:
+			return errReadCanceled
+		}
+	}
+	sub, err := c.read(topic, partition, from, end, handOver)
 	if err != nil {
 		return from, err
 	}
-	select {
-	case err = <-sub.done:
-	case <-ctx.Done():
-		err = ctx.Err()
+	tp := topicPartition{topic, partition}
+	next := from
+	applyErr := func(recs []*RawRecord) error {
+		if err := apply(recs); err != nil {
+			return err
+		}
+		next = recs[len(recs)-1].Offset + 1
+		return nil
 	}
-	c.cancel(topicPartition{topic, partition}, sub)
-	return sub.next, err
+	for err == nil {
+		select {
+		case recs := <-batches:
+			err = applyErr(recs)
+		case err = <-sub.done:
+			// Every batch handed over before the end was sent before it.
+			for drained := false; !drained && err == nil; {
+				select {
+				case recs := <-batches:
+					err = applyErr(recs)
+				default:
+					drained = true
+				}
+			}
+			if err == nil {
+				close(quit)
+				c.cancel(tp, sub)
+				return max(next, sub.end), nil
+			}
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	close(quit)
+	c.cancel(tp, sub)
+	return next, err
 }
+
+// errReadCanceled ends a batch's hand-over to a read that gave up.
+var errReadCanceled = errors.New("processor: changelog read canceled")
 
 // EndOffset implements ChangelogReader: it lists the partition's latest
 // offset, or under exactly-once its last stable offset, so a restore is
