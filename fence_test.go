@@ -13,25 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// lockedBuffer is a bytes.Buffer for a logger written from many
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestFencedInstanceRejoins makes the coordinator answer this instance's
 // heartbeats with ILLEGAL_GENERATION, as it does after a broker restart
 // or a pause longer than the session timeout: the group moved on without
@@ -41,7 +22,7 @@ func TestFencedInstanceRejoins(t *testing.T) {
 	b := kafkatest.Broker(t)
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, "clicks", 2)
-	var logs lockedBuffer
+	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	app, stop := runApp(t, countTopology(t), kappa.AppID(countsApp), kappa.Brokers(seeds...),
 		kappa.CommitInterval(100*time.Millisecond), kappa.Logger(log))

@@ -46,6 +46,9 @@ type Runtime struct {
 	// globals are the global tables, tailed by changelogs.
 	globals []GlobalSpec
 
+	// built is closed when NewRuntime has finished: the group callbacks
+	// wait for it.
+	built chan struct{}
 	// txnID is the transactional ID under exactly-once, "" otherwise.
 	txnID string
 	// txnRecords counts the records sent in the open transaction.
@@ -150,11 +153,11 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 			kgo.FetchMaxWait(min(max(cfg.CommitInterval, 10*time.Millisecond), 500*time.Millisecond)),
 		)
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("processor: kafka client: %w", err)
-	}
-	r.cl = cl
+	// Everything the group callbacks use is built before the client: the
+	// client may join the group, and call them, before NewClient returns.
+	// They wait for built, so that they also see r.cl.
+	r.built = make(chan struct{})
+	defer close(r.built)
 	r.changelogs = newChangelogReader(cfg.ClientOpts, cfg.Logger, cfg.Guarantee == ExactlyOnce)
 	r.env = &TaskEnv{
 		AppID:      appID,
@@ -175,6 +178,11 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	for _, g := range r.globals {
 		r.env.Globals[g.Name] = NewGlobalStore()
 	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("processor: kafka client: %w", err)
+	}
+	r.cl = cl
 	return r, nil
 }
 

@@ -162,6 +162,7 @@ func (r *Runtime) partitionsOf(id TaskID) map[string][]int32 {
 }
 
 func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	<-r.built
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for topic, parts := range assigned {
@@ -179,6 +180,7 @@ func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[stri
 // onRevoked commits and closes the revoked tasks. It runs while no poll is
 // being processed (BlockRebalanceOnPoll), and on Close.
 func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	<-r.built
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := r.tasksOf(revoked)
@@ -201,6 +203,7 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 // aborted, and the tasks kept lose their uncommitted work with it: they
 // are reopened from their committed state.
 func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	<-r.built
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := r.tasksOf(lost)
