@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/binary"
 	"maps"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // readCommitted reads every committed record of topic, as a consumer with
@@ -130,5 +133,83 @@ func TestExactlyOnceCrashAndRestart(t *testing.T) {
 	}
 	if d := diffCounts(last, want); last == nil || len(want) != len(last) || d != "0 keys differ: []" {
 		t.Fatalf("committed counts differ from the truth: %s", d)
+	}
+}
+
+// TestExactlyOnceRejectedOutputRetried makes the broker reject one
+// produce of the output topic (INVALID_RECORD, not retriable). Under
+// exactly-once the transaction holding it is aborted and the tasks reopen
+// from their committed state: the app goes on, and the counts read
+// committed are exact.
+func TestExactlyOnceRejectedOutputRetried(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, "clicks", 2)
+	kafkatest.CreateTopic(t, seeds, countsOut, 2)
+	// Produce requests name topics by ID in their newer versions.
+	details, err := kadm.NewClient(kafkatest.Client(t, seeds)).ListTopics(context.Background(), countsOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outID := details[countsOut].ID
+	var rejected atomic.Int32
+	b.Cluster().ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		pr := req.(*kmsg.ProduceRequest)
+		hit := false
+		for _, tp := range pr.Topics {
+			hit = hit || tp.Topic == countsOut || tp.TopicID == outID
+		}
+		if !hit {
+			b.Cluster().KeepControl() // not this one: wait for a produce to the output
+			return nil, nil, false
+		}
+		b.Cluster().DropControl() // once only (KeepControl above kept it so far)
+		rejected.Add(1)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = kerr.InvalidRecord.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	inputs, _ := makeClicks(3000, 50)
+	cl := kafkatest.Client(t, seeds)
+	kafkatest.Produce(t, cl, inputs...)
+	_, stop := runApp(t, countTopology(t), kappa.AppID(countsApp), kappa.Brokers(seeds...), kappa.Guarantee(kappa.ExactlyOnce),
+		kappa.StateDir(t.TempDir()))
+	want := truthCounts(inputs)
+	latestCommitted := func() map[string]int64 {
+		m := map[string]int64{}
+		for _, r := range readCommitted(t, seeds, countsOut) {
+			m[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
+		}
+		return m
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for got := latestCommitted(); !maps.Equal(got, want); got = latestCommitted() {
+		if time.Now().After(deadline) {
+			t.Fatalf("committed counts after 60s: %s", diffCounts(got, want))
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("the app stopped with %v after one rejected output", err)
+	}
+	if rejected.Load() != 1 {
+		t.Fatalf("%d produce requests rejected, want 1", rejected.Load())
+	}
+	last := map[string]int64{}
+	for _, r := range readCommitted(t, seeds, countsOut) {
+		n := int64(binary.BigEndian.Uint64(r.Value))
+		if prev, ok := last[string(r.Key)]; ok && n <= prev {
+			t.Fatalf("article %s: committed count %d after %d", r.Key, n, prev)
+		}
+		last[string(r.Key)] = n
 	}
 }

@@ -355,6 +355,10 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 			return r.finalCommit()
 		}
 		if err := r.produceErr(); err != nil {
+			if r.recoverProduce(ctx) {
+				r.cl.AllowRebalance()
+				continue
+			}
 			r.cl.AllowRebalance()
 			return err
 		}
@@ -376,6 +380,10 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		err := r.process(fetches)
 		if perr := r.produceErr(); perr != nil {
 			// Tasks stopped at the failure; nothing more is committed.
+			if err == nil && r.recoverProduce(ctx) {
+				r.cl.AllowRebalance()
+				continue
+			}
 			r.cl.AllowRebalance()
 			return errors.Join(perr, err)
 		}
@@ -392,6 +400,11 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		r.mu.Unlock()
 		if time.Since(lastCommit) >= r.cfg.CommitInterval {
 			if err := r.commitLocked(ctx); err != nil && ctx.Err() == nil {
+				if r.produceErr() != nil && r.recoverProduce(ctx) {
+					lastCommit = time.Now()
+					r.cl.AllowRebalance()
+					continue
+				}
 				r.cl.AllowRebalance()
 				return err
 			}

@@ -258,3 +258,32 @@ func (r *Runtime) topicIDs(ctx context.Context, offsets map[string]map[int32]kgo
 	}
 	return ids, nil
 }
+
+// recoverProduce handles a rejected output under exactly-once: the
+// transaction that held it is aborted, so none of its records is ever
+// read, and every task is reopened from its committed state, to process
+// its input again. It reports false under at-least-once, where a lost
+// output stops the app, and after maxTxnFailures transactions in a row
+// failed: a failure that repeats (a record too large for its topic) stops
+// the app too.
+func (r *Runtime) recoverProduce(ctx context.Context) bool {
+	if r.txnID == "" {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.txnFailures++
+	if r.txnFailures > maxTxnFailures {
+		return false
+	}
+	perr := r.prodErr.Load()
+	r.abortTxn() // every record still buffered fails now, with no promise left pending
+	r.log.Warn("output rejected: transaction aborted, reopening the tasks from their committed state", "error", perr)
+	r.prodErr.Store(nil)
+	r.failed, r.failedNow = context.WithCancel(context.Background())
+	if err := r.reopen(ctx); err != nil {
+		r.fail(err)
+	}
+	return true
+}
+
