@@ -65,7 +65,9 @@ func New(topo *processor.Topology, opts ...Opt) (*App, error) {
 // error. An output, changelog or dead-letter record that the brokers
 // reject stops it at once, before the next record is processed and
 // without committing, with a *processor.ProduceError naming the topic and
-// the cause: the inputs behind it are reprocessed after a restart.
+// the cause: the inputs behind it are reprocessed after a restart. Under
+// ExactlyOnce the transaction holding it is aborted instead and the tasks
+// reopen from their committed state; five such failures in a row stop it.
 func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if a.running {
