@@ -103,37 +103,13 @@ func TestExactlyOnceCrashAndRestart(t *testing.T) {
 	}
 
 	kafkatest.Produce(t, cl, inputs[4500:]...)
-	app2, stop2 := runApp(t, countTopology(t), opts...)
-	_ = app2
+	_, stop2 := runApp(t, countTopology(t), opts...)
 	want := truthCounts(inputs)
-	latestCommitted := func() map[string]int64 {
-		m := map[string]int64{}
-		for _, r := range readCommitted(t, seeds, countsOut) {
-			m[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
-		}
-		return m
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for got := latestCommitted(); !maps.Equal(got, want); got = latestCommitted() {
-		if time.Now().After(deadline) {
-			t.Fatalf("committed counts after 60s: %s", diffCounts(got, want))
-		}
-	}
+	waitCommittedCounts(t, seeds, want)
 	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
-	last := map[string]int64{}
-	for _, r := range readCommitted(t, seeds, countsOut) {
-		n := int64(binary.BigEndian.Uint64(r.Value))
-		k := string(r.Key)
-		if prev, ok := last[k]; ok && n <= prev {
-			t.Fatalf("article %s: committed count %d after %d: an update was applied twice or went backwards", k, n, prev)
-		}
-		last[k] = n
-	}
-	if d := diffCounts(last, want); last == nil || len(want) != len(last) || d != "0 keys differ: []" {
-		t.Fatalf("committed counts differ from the truth: %s", d)
-	}
+	checkCommittedSequences(t, seeds, want)
 }
 
 // TestExactlyOnceRejectedOutputRetried makes the broker reject one
@@ -185,7 +161,21 @@ func TestExactlyOnceRejectedOutputRetried(t *testing.T) {
 	_, stop := runApp(t, countTopology(t), kappa.AppID(countsApp), kappa.Brokers(seeds...), kappa.Guarantee(kappa.ExactlyOnce),
 		kappa.StateDir(t.TempDir()))
 	want := truthCounts(inputs)
-	latestCommitted := func() map[string]int64 {
+	waitCommittedCounts(t, seeds, want)
+	if err := stop(); err != nil {
+		t.Fatalf("the app stopped with %v after one rejected output", err)
+	}
+	if rejected.Load() != 1 {
+		t.Fatalf("%d produce requests rejected, want 1", rejected.Load())
+	}
+	checkCommittedSequences(t, seeds, want)
+}
+
+// waitCommittedCounts waits, up to 60s, until the latest counts of the
+// output that read_committed consumers see equal want.
+func waitCommittedCounts(t *testing.T, seeds []string, want map[string]int64) {
+	t.Helper()
+	latest := func() map[string]int64 {
 		m := map[string]int64{}
 		for _, r := range readCommitted(t, seeds, countsOut) {
 			m[string(r.Key)] = int64(binary.BigEndian.Uint64(r.Value))
@@ -193,23 +183,28 @@ func TestExactlyOnceRejectedOutputRetried(t *testing.T) {
 		return m
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for got := latestCommitted(); !maps.Equal(got, want); got = latestCommitted() {
+	for got := latest(); !maps.Equal(got, want); got = latest() {
 		if time.Now().After(deadline) {
 			t.Fatalf("committed counts after 60s: %s", diffCounts(got, want))
 		}
 	}
-	if err := stop(); err != nil {
-		t.Fatalf("the app stopped with %v after one rejected output", err)
-	}
-	if rejected.Load() != 1 {
-		t.Fatalf("%d produce requests rejected, want 1", rejected.Load())
-	}
+}
+
+// checkCommittedSequences checks every key's committed counts: each rises
+// strictly (no update applied twice, none going backwards) and the last
+// equals want.
+func checkCommittedSequences(t *testing.T, seeds []string, want map[string]int64) {
+	t.Helper()
 	last := map[string]int64{}
 	for _, r := range readCommitted(t, seeds, countsOut) {
 		n := int64(binary.BigEndian.Uint64(r.Value))
-		if prev, ok := last[string(r.Key)]; ok && n <= prev {
-			t.Fatalf("article %s: committed count %d after %d", r.Key, n, prev)
+		k := string(r.Key)
+		if prev, ok := last[k]; ok && n <= prev {
+			t.Fatalf("article %s: committed count %d after %d: an update was applied twice or went backwards", k, n, prev)
 		}
-		last[string(r.Key)] = n
+		last[k] = n
+	}
+	if !maps.Equal(last, want) {
+		t.Fatalf("committed counts differ from the truth: %s", diffCounts(last, want))
 	}
 }

@@ -286,4 +286,3 @@ func (r *Runtime) recoverProduce(ctx context.Context) bool {
 	}
 	return true
 }
-
