@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/binary"
 	"maps"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kappa-streams/kappa"
+	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
+	"github.com/kappa-streams/kappa/stream"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -206,5 +209,62 @@ func checkCommittedSequences(t *testing.T, seeds []string, want map[string]int64
 	}
 	if !maps.Equal(last, want) {
 		t.Fatalf("committed counts differ from the truth: %s", diffCounts(last, want))
+	}
+}
+
+// TestGlobalTableWrittenInTransactions bootstraps a global table whose
+// topic was written by a transactional producer, so that its last offset
+// is a transaction marker, not a row: the bootstrap must still end, with
+// every committed row and none of an aborted transaction.
+func TestGlobalTableWrittenInTransactions(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, "articles", 1)
+	kafkatest.CreateTopic(t, seeds, "views", 1)
+	tx := kafkatest.Client(t, seeds, kgo.TransactionalID("article-writer"))
+	ctx := context.Background()
+	for _, commit := range []bool{true, false, true} {
+		if err := tx.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		title := "kept"
+		if !commit {
+			title = "aborted"
+		}
+		for _, a := range []string{"a1", "a2"} {
+			tx.Produce(ctx, &kgo.Record{Topic: "articles", Key: []byte(a), Value: []byte(title + "-" + a)}, nil)
+		}
+		if err := tx.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bld := stream.NewBuilder()
+	articles := stream.GlobalTable(bld, "articles", codec.String(), codec.String())
+	views := stream.From(bld, "views", codec.String(), codec.String())
+	stream.JoinGlobal(views, articles, func(_ string, a string) string { return a },
+		func(_ string, _ string, title string) string { return title }).To("titled")
+	topo, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []kappa.ProcessingGuarantee{kappa.AtLeastOnce, kappa.ExactlyOnce} {
+		t.Run(g.String(), func(t *testing.T) {
+			app := "titler-" + strings.ReplaceAll(g.String(), "-", "")
+			_, stop := runApp(t, topo, kappa.AppID(app), kappa.Brokers(seeds...), kappa.Guarantee(g))
+			defer stop()
+			if g == kappa.AtLeastOnce {
+				kafkatest.Produce(t, kafkatest.Client(t, seeds), &kgo.Record{Topic: "views", Key: []byte("u"), Value: []byte("a1")},
+					&kgo.Record{Topic: "views", Key: []byte("u"), Value: []byte("a2")})
+			}
+			out := kafkatest.Consume(t, seeds, "titled", 2*int(1+g), 30*time.Second)
+			for _, r := range out[len(out)-2:] {
+				if !strings.HasPrefix(string(r.Value), "kept-") {
+					t.Fatalf("joined %q: want the committed row, not an aborted one", r.Value)
+				}
+			}
+		})
 	}
 }

@@ -125,17 +125,11 @@ func (c *changelogReader) poll(ctx context.Context, cl *kgo.Client) {
 			sub.mu.Lock()
 			var err error
 			if !sub.gone && len(recs) > 0 {
-				// Transaction markers are fetched (KeepControlRecords) so
-				// that a read reaches its end offset even when the last
-				// records below it are aborted or markers; they are not
-				// applied.
-				data := recs
-				if slices.ContainsFunc(recs, func(rec *kgo.Record) bool { return rec.Attrs.IsControl() }) {
-					data = slices.DeleteFunc(slices.Clone(recs), func(rec *kgo.Record) bool { return rec.Attrs.IsControl() })
-				}
-				if len(data) > 0 {
-					err = sub.apply(data)
-				}
+				// Transaction markers are fetched (KeepControlRecords) and
+				// handed over too, so that a reader knows how far it got
+				// even when the last records below its end are markers;
+				// readers skip them (dataRecords).
+				err = sub.apply(recs)
 				sub.next = recs[len(recs)-1].Offset + 1
 			}
 			reached := sub.end >= 0 && (len(recs) == 0 || recs[len(recs)-1] != p.Records[len(p.Records)-1] || sub.next >= sub.end)
@@ -231,8 +225,10 @@ func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, parti
 	tp := topicPartition{topic, partition}
 	next := from
 	applyErr := func(recs []*RawRecord) error {
-		if err := apply(recs); err != nil {
-			return err
+		if data := dataRecords(recs); len(data) > 0 {
+			if err := apply(data); err != nil {
+				return err
+			}
 		}
 		next = recs[len(recs)-1].Offset + 1
 		return nil
@@ -329,3 +325,13 @@ func (c *changelogReader) close() {
 		}
 	}
 }
+
+// dataRecords returns recs without transaction markers (control records),
+// which the changelog reader fetches but nothing applies.
+func dataRecords(recs []*RawRecord) []*RawRecord {
+	if !slices.ContainsFunc(recs, func(rec *RawRecord) bool { return rec.Attrs.IsControl() }) {
+		return recs
+	}
+	return slices.DeleteFunc(slices.Clone(recs), func(rec *RawRecord) bool { return rec.Attrs.IsControl() })
+}
+

@@ -124,7 +124,9 @@ func (r *Runtime) startGlobals(ctx context.Context) error {
 			behind++
 		}
 		sub, err := r.changelogs.read(o.Topic, o.Partition, 0, -1, func(recs []*RawRecord) error {
-			store.Apply(recs...)
+			store.Apply(dataRecords(recs)...)
+			// The last offset counts markers too: a topic written in
+			// transactions may end with one.
 			if !reached && recs[len(recs)-1].Offset+1 >= end {
 				reached = true
 				mu.Lock()
