@@ -334,4 +334,3 @@ func dataRecords(recs []*RawRecord) []*RawRecord {
 	}
 	return slices.DeleteFunc(slices.Clone(recs), func(rec *RawRecord) bool { return rec.Attrs.IsControl() })
 }
-
