@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/internal/runner"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -26,7 +27,7 @@ type App struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	rt      *processor.Runtime
+	rt      *runner.Runtime
 	running bool
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -98,7 +99,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rt, err := processor.NewRuntime(processor.RuntimeConfig{
+	rt, err := runner.New(runner.Config{
 		Topology:         a.topo,
 		Plan:             plan,
 		ClientOpts:       append(conn.ClientOpts(), clientLogger(a.cfg.logger)...),
@@ -258,7 +259,7 @@ func (a *App) kill() {
 	}
 }
 
-func (a *App) runtime() *processor.Runtime {
+func (a *App) runtime() *runner.Runtime {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.rt

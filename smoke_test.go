@@ -578,7 +578,7 @@ func (r *smokeRun) waitCaughtUp(within time.Duration) {
 }
 
 // smokeTxnTimeout is the transaction timeout of the instances under
-// exactly-once (processor.NewRuntime: the larger of 10s and two commit
+// exactly-once (runner.New: the larger of 10s and two commit
 // intervals): the broker aborts a transaction a killed instance left open
 // within this time of its start.
 const smokeTxnTimeout = 10 * time.Second
@@ -687,4 +687,63 @@ func lastLines(path string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestSmokeCrashDuringRebalance SIGKILLs an instance while the group is
+// rebalancing (another instance has just been restarted and is joining)
+// under at-least-once, and bounds what is processed twice: a crash
+// reprocesses the records of its tasks since their last commit. While the
+// group joins and syncs, franz-go holds commits back and the commit blocks
+// the instance's loop, so no member processes much past its last commit;
+// the victim's tasks are reprocessed from their last commit, at most a few
+// commit intervals of input, however long the rebalance lasts.
+func TestSmokeCrashDuringRebalance(t *testing.T) {
+	bin := buildSmokeApp(t)
+	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
+	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
+	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)
+	for _, name := range []string{"a", "b", "c"} {
+		r.start(name)
+	}
+	r.waitStable(60 * time.Second)
+
+	cl := kafkatest.Client(t, seeds)
+	produced := producePaced(cl, in.Phase(0, 1))
+	r.waitFor(30*time.Second, "a first commit of the input", func() (bool, string) {
+		lags, err := smoke.GroupLag(context.Background(), r.cl, smokeApp, smoke.AtLeastOnce)
+		if err != nil {
+			return false, err.Error()
+		}
+		return lags[0].Committed > 0, fmt.Sprint(lags)
+	})
+	// A leaves and comes back: the group rebalances when it joins again.
+	r.procs["a"].kill(t)
+	r.start("a")
+	r.waitFor(30*time.Second, "a rebalance", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		groups, err := r.adm.DescribeGroups(ctx, smokeApp)
+		if err != nil {
+			return false, err.Error()
+		}
+		st := groups[smokeApp].State
+		return st == "PreparingRebalance" || st == "CompletingRebalance", st
+	})
+	r.procs["b"].kill(t)
+	r.lastKill = time.Now()
+	r.start("b")
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	r.waitStable(60 * time.Second)
+	r.waitCaughtUp(90 * time.Second)
+	r.stopAll(60 * time.Second)
+	res := r.verify(in)
+	perInterval := float64(smokeBatch) * float64(100*time.Millisecond) / float64(smokeBatchEvery)
+	t.Logf("echo duplicates: %d, %.1f commit intervals of input", res.EchoDuplicates, float64(res.EchoDuplicates)/perInterval)
+	if max := int(8 * perInterval); res.EchoDuplicates > max {
+		t.Errorf("%d echo records processed twice after two kills, more than %d (8 commit intervals of input)", res.EchoDuplicates, max)
+	}
 }

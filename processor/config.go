@@ -2,53 +2,7 @@ package processor
 
 import (
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"runtime"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// RuntimeConfig is everything a Runtime needs. The root kappa package fills
-// it from the App's options; defaults are filled by NewRuntime.
-type RuntimeConfig struct {
-	Topology *Topology
-	Plan     *Plan
-	// ClientOpts connect to the cluster (seeds, TLS, SASL).
-	ClientOpts []kgo.Opt
-	// CommitInterval is the time between commits. Default 30s, 100ms
-	// under exactly-once.
-	CommitInterval time.Duration
-	// Guarantee is the processing guarantee. Default AtLeastOnce.
-	Guarantee Guarantee
-	OnError   ErrorPolicy
-	Logger    *slog.Logger
-	// Workers bounds how many tasks process at once. Default GOMAXPROCS.
-	Workers int
-	// MaxPollRecords bounds the records taken per poll. Default 10000.
-	MaxPollRecords int
-	// SessionTimeout is the group session timeout: how long a member that
-	// died without leaving keeps its tasks. Default 45s (Kafka's default).
-	SessionTimeout time.Duration
-	// RebalanceTimeout is how long a rebalance waits for every member to
-	// rejoin. Default 15s.
-	RebalanceTimeout time.Duration
-	// StateDir is the root of persistent stores. Default: a "kappa"
-	// directory under the system temp dir.
-	StateDir string
-	// OnBalance, when set, sees each assignment this member computes as
-	// group leader.
-	OnBalance func(map[string][]TaskID)
-	// MaxTaskIdle bounds how long a task reading several partitions waits
-	// for records of one that has none buffered and is not caught up,
-	// before it processes the others without it. Default 100ms.
-	MaxTaskIdle time.Duration
-	// CacheBytes is the record-cache budget shared by the stores of all
-	// tasks; nil is state.DefaultCacheBytes, 0 turns caching off.
-	CacheBytes *int64
-}
 
 // Guarantee is a processing guarantee.
 type Guarantee int
@@ -74,56 +28,4 @@ func (g Guarantee) String() string {
 		return "exactly-once"
 	}
 	return fmt.Sprintf("Guarantee(%d)", int(g))
-}
-
-// Defaults of RuntimeConfig, in one place: kappa's options document them
-// and leave a field zero to take its default.
-const (
-	DefaultCommitInterval = 30 * time.Second
-	// DefaultCommitIntervalExactlyOnce is the commit interval under
-	// exactly-once, as in Kafka Streams: outputs are visible to readers
-	// of committed data only when their transaction commits.
-	DefaultCommitIntervalExactlyOnce = 100 * time.Millisecond
-	DefaultMaxPollRecords            = 10000
-	DefaultSessionTimeout            = 45 * time.Second
-	// DefaultRebalanceTimeout is shorter than Kafka clients' 60s: a member
-	// that dies during a rebalance holds it up this long, with no task
-	// running in the whole group.
-	DefaultRebalanceTimeout = 15 * time.Second
-	DefaultMaxTaskIdle      = 100 * time.Millisecond
-)
-
-// DefaultStateDir returns the default root of persistent stores: a
-// "kappa" directory under the system temp dir.
-func DefaultStateDir() string { return filepath.Join(os.TempDir(), "kappa") }
-
-// ensureDefaults fills the zero fields of c with their defaults.
-func (c *RuntimeConfig) ensureDefaults() {
-	if c.MaxTaskIdle <= 0 {
-		c.MaxTaskIdle = DefaultMaxTaskIdle
-	}
-	if c.CommitInterval <= 0 {
-		c.CommitInterval = DefaultCommitInterval
-		if c.Guarantee == ExactlyOnce {
-			c.CommitInterval = DefaultCommitIntervalExactlyOnce
-		}
-	}
-	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
-	}
-	if c.MaxPollRecords <= 0 {
-		c.MaxPollRecords = DefaultMaxPollRecords
-	}
-	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = DefaultSessionTimeout
-	}
-	if c.RebalanceTimeout <= 0 {
-		c.RebalanceTimeout = DefaultRebalanceTimeout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.StateDir == "" {
-		c.StateDir = DefaultStateDir()
-	}
 }

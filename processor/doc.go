@@ -1,5 +1,5 @@
-// Package processor is Kappa's runtime core: the topology graph, tasks, the
-// Processor API, the commit loop and task assignment.
+// Package processor is the core of Kappa's topologies: the topology graph,
+// tasks, and the Processor API.
 //
 // # Topologies and tasks
 //
@@ -28,13 +28,11 @@
 //		})
 //	out := stream.Process(clicks, stamp.Supply())
 //
-// # Runtime
+// # Running a topology
 //
-// [Runtime] runs a topology as one member of a consumer group with
-// franz-go. [TaskBalancer] assigns tasks rather than partitions, so
-// partition p of every input of a sub-topology lands on the same member;
-// it is cooperative and sticky. Commits are at-least-once (outputs are
-// flushed and acknowledged before input offsets commit) or, with
-// ExactlyOnce, one transaction per commit interval over the outputs and
-// the input offsets.
+// Package processor does not run topologies: package kappa does, with its
+// App, and package streamtest does without a broker. The task's life
+// cycle (restore, process, commit, close) is driven only by them; a node
+// factory receives its [Task] to register stores, schedule punctuations
+// and send records.
 package processor

@@ -64,9 +64,9 @@ func (t *Task) now() time.Time {
 	return time.Now()
 }
 
-// NextWallClock returns when the next wall-clock punctuator is due, or the
+// nextWallClock returns when the next wall-clock punctuator is due, or the
 // zero time when there is none.
-func (t *Task) NextWallClock() time.Time {
+func (t *Task) nextWallClock() time.Time {
 	var next time.Time
 	for _, p := range t.puncts {
 		if !p.done && p.kind == WallClock && (next.IsZero() || p.next.Before(next)) {
@@ -76,8 +76,8 @@ func (t *Task) NextWallClock() time.Time {
 	return next
 }
 
-// PunctuateWallClock fires the wall-clock punctuators due at now.
-func (t *Task) PunctuateWallClock(now time.Time) error {
+// punctuateWallClock fires the wall-clock punctuators due at now.
+func (t *Task) punctuateWallClock(now time.Time) error {
 	return t.punctuate(WallClock, now)
 }
 

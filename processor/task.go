@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/state"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -74,17 +75,6 @@ type TaskEnv struct {
 	// its stores wiped at open, to be restored from the committed
 	// changelogs.
 	ExactlyOnce bool
-}
-
-// ChangelogReader reads a changelog partition for restoration.
-type ChangelogReader interface {
-	// EndOffset returns the offset after the last record of the
-	// partition: where a restore that starts now ends.
-	EndOffset(ctx context.Context, topic string, partition int32) (int64, error)
-	// ReadChangelog calls apply with batches of the records of topic's
-	// partition, from offset from up to the partition's end as of the
-	// call. It returns the offset after the last record read.
-	ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*RawRecord) error) (next int64, err error)
 }
 
 // DLQTopic returns the dead-letter topic of application appID.
@@ -169,10 +159,10 @@ func (t *Task) SetRecordTime(ms int64) { t.streamTime = max(t.priorStreamTime, m
 // commit, before this record.
 func (t *Task) PriorStreamTimeMillis() int64 { return t.priorStreamTime }
 
-// RestoreStreamTime moves the stream time forward to ms, the stream time a
+// restoreStreamTime moves the stream time forward to ms, the stream time a
 // previous owner of the task committed, so that windows closed before a
 // restart stay closed after it.
-func (t *Task) RestoreStreamTime(ms int64) {
+func (t *Task) restoreStreamTime(ms int64) {
 	if ms > t.streamTime {
 		t.streamTime = ms
 	}
@@ -202,8 +192,8 @@ type Task struct {
 	priorStreamTime int64
 }
 
-// NewTask instantiates sub-topology sub for one partition.
-func NewTask(topo *Topology, sub int, partition int32, env *TaskEnv) (*Task, error) {
+// newTask instantiates sub-topology sub for one partition.
+func newTask(topo *Topology, sub int, partition int32, env *TaskEnv) (*Task, error) {
 	if sub < 0 || sub >= len(topo.subs) {
 		return nil, fmt.Errorf("processor: no sub-topology %d", sub)
 	}
@@ -220,7 +210,7 @@ func NewTask(topo *Topology, sub int, partition int32, env *TaskEnv) (*Task, err
 	t.log = log.With("task", t.ID.String())
 	s := topo.subs[sub]
 	if err := t.openStores(s.Stores); err != nil {
-		t.Close()
+		t.close()
 		return nil, err
 	}
 	inst := make(map[*Node]any, len(s.Nodes))
@@ -233,14 +223,14 @@ func NewTask(topo *Topology, sub int, partition int32, env *TaskEnv) (*Task, err
 		}
 		v, err := n.factory(t, children)
 		if err != nil {
-			t.Close()
+			t.close()
 			return nil, fmt.Errorf("processor: task %s: node %q: %w", t.ID, n.Name, err)
 		}
 		inst[n] = v
 		if n.Kind == KindSource {
 			rr, ok := v.(RawReceiver)
 			if !ok {
-				t.Close()
+				t.close()
 				return nil, fmt.Errorf("processor: task %s: source %q: factory returned %T, not a RawReceiver", t.ID, n.Name, v)
 			}
 			for _, ref := range n.Topics {
@@ -333,10 +323,10 @@ func (t *Task) PartitionFor(topic string, key []byte) (int32, error) {
 	return KeyPartition(key, n), nil
 }
 
-// Process runs one consumed record through the task. It returns an error
+// process runs one consumed record through the task. It returns an error
 // only under FailFast; under DeadLetter a failed record goes to the
 // dead-letter topic and Process returns nil.
-func (t *Task) Process(r *RawRecord) error {
+func (t *Task) process(r *RawRecord) error {
 	src, ok := t.srcs[r.Topic]
 	if !ok {
 		return fmt.Errorf("processor: task %s does not read topic %q", t.ID, r.Topic)
@@ -432,8 +422,8 @@ func (t *Task) fail(r *RawRecord, err error) error {
 	return nil
 }
 
-// Close closes every node of the task. It returns the errors joined.
-func (t *Task) Close() error {
+// close closes every node of the task. It returns the errors joined.
+func (t *Task) close() error {
 	var errs []error
 	for i := len(t.closer) - 1; i >= 0; i-- {
 		errs = append(errs, t.closer[i]())
@@ -454,3 +444,24 @@ func (t *Task) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+func init() {
+	tasklife.Register(newTask, func(task any) tasklife.Ops { return taskOps{task.(*Task)} })
+}
+
+// taskOps gives internal/runner and streamtest the life-cycle methods of
+// a task, which are not exported to users of this package.
+type taskOps struct{ t *Task }
+
+func (o taskOps) Restore(ctx context.Context, r tasklife.ChangelogReader) error {
+	return o.t.restore(ctx, r)
+}
+func (o taskOps) RestoreStreamTime(ms int64)             { o.t.restoreStreamTime(ms) }
+func (o taskOps) Process(rec *RawRecord) error           { return o.t.process(rec) }
+func (o taskOps) NextWallClock() time.Time               { return o.t.nextWallClock() }
+func (o taskOps) PunctuateWallClock(now time.Time) error { return o.t.punctuateWallClock(now) }
+func (o taskOps) FlushStores() error                     { return o.t.flushStores() }
+func (o taskOps) CommitStores() error                    { return o.t.commitStores() }
+func (o taskOps) MarkUnclean() error                     { return o.t.markUnclean() }
+func (o taskOps) MarkClean() error                       { return o.t.markClean() }
+func (o taskOps) Close() error                           { return o.t.close() }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/state"
 )
 
@@ -77,20 +78,20 @@ func (t *Task) openStores(specs []*StoreSpec) error {
 	return nil
 }
 
-// MarkUnclean records, under exactly-once, that the task's stores may from
+// markUnclean records, under exactly-once, that the task's stores may from
 // now on hold writes their committed changelogs do not. The runtime calls
 // it when the task starts running.
-func (t *Task) MarkUnclean() error {
+func (t *Task) markUnclean() error {
 	if !t.env.ExactlyOnce || t.dir == nil {
 		return nil
 	}
 	return t.dir.MarkUnclean()
 }
 
-// MarkClean records that the task's stores hold what their committed
+// markClean records that the task's stores hold what their committed
 // changelogs do. The runtime calls it after the task's last commit, before
 // closing it.
-func (t *Task) MarkClean() error {
+func (t *Task) markClean() error {
 	if !t.env.ExactlyOnce || t.dir == nil {
 		return nil
 	}
@@ -173,10 +174,10 @@ func (t *Task) Store(name string) (Store, bool) {
 // HasStores reports whether the task has state to restore.
 func (t *Task) HasStores() bool { return len(t.stores) > 0 }
 
-// Restore brings every logged store up to the end of its changelog,
+// restore brings every logged store up to the end of its changelog,
 // starting after the offset the store's engine last committed, or from the
 // beginning when it has none. It must finish before the task processes.
-func (t *Task) Restore(ctx context.Context, r ChangelogReader) error {
+func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
 	for _, name := range t.order {
 		ts := t.stores[name]
 		if ts.topic == "" {
@@ -294,13 +295,13 @@ func wipe(e state.Engine) error {
 // restoreLogEvery is how often a long restore logs its progress.
 const restoreLogEvery = 5 * time.Second
 
-// FlushStores flushes every store's cache: changes are forwarded downstream
+// flushStores flushes every store's cache: changes are forwarded downstream
 // and logged. It is the first step of a commit. A change whose forwarding
 // fails (a downstream user function errs or panics) is handled by the
 // error policy like a failed record (see forwardFailed), and the flush
 // goes on with the rest; under FailFast the error stops it, and the
 // changes not flushed yet stay cached for the next flush.
-func (t *Task) FlushStores() error {
+func (t *Task) flushStores() error {
 	for _, name := range t.order {
 		if s := t.stores[name].store; s != nil {
 			if err := s.Flush(); err != nil {
@@ -325,10 +326,10 @@ func (t *Task) forwardFailed(name string) func(key, value []byte, err error) err
 	}
 }
 
-// CommitStores writes each store's flushed changes to its engine together
+// commitStores writes each store's flushed changes to its engine together
 // with the changelog position they reach. Call it after the producer flush
 // acknowledged the changelog records.
-func (t *Task) CommitStores() error {
+func (t *Task) commitStores() error {
 	var errs []error
 	for _, name := range t.order {
 		ts := t.stores[name]

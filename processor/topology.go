@@ -3,6 +3,7 @@ package processor
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -417,6 +418,20 @@ func (b *Builder) Build() (*Topology, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// Sources returns every input topic of the topology, with the ID of the
+// sub-topology that reads it.
+func (t *Topology) Sources() map[TopicRef]int { return maps.Clone(t.bySource) }
+
+// CoPartitioned returns the groups of input topics that must be
+// co-partitioned: each group is read together by one task.
+func (t *Topology) CoPartitioned() [][]TopicRef {
+	out := make([][]TopicRef, len(t.copart))
+	for i, g := range t.copart {
+		out[i] = slices.Clone(g.topics)
+	}
+	return out
 }
 
 // SubTopologies returns the sub-topologies in ID order.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/stream"
 )
@@ -34,14 +35,15 @@ func BenchmarkTaskPath(b *testing.B) {
 			}
 			col := &discard{}
 			env := &processor.TaskEnv{AppID: "bench", Collector: col, Partitions: func(string) (int32, error) { return 4, nil }}
-			task, err := processor.NewTask(topo, 0, 0, env)
+			task, err := tasklife.New[*processor.Task](topo, 0, 0, env)
 			if err != nil {
 				b.Fatal(err)
 			}
+			ops := tasklife.Of(task)
 			rec := &processor.RawRecord{Topic: "in", Key: []byte("key-000000000001"), Value: bytes.Repeat([]byte("a"), 100), Timestamp: time.Now()}
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := task.Process(rec); err != nil {
+				if err := ops.Process(rec); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -61,11 +63,12 @@ func BenchmarkCountPath(b *testing.B) {
 	}
 	col := &discard{}
 	env := &processor.TaskEnv{AppID: "bench", Collector: col, Partitions: func(string) (int32, error) { return 4, nil }}
-	task, err := processor.NewTask(topo, 0, 0, env)
+	task, err := tasklife.New[*processor.Task](topo, 0, 0, env)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer task.Close()
+	ops := tasklife.Of(task)
+	defer ops.Close()
 	recs := make([]*processor.RawRecord, 10_000)
 	for i := range recs {
 		recs[i] = &processor.RawRecord{Topic: "in", Key: fmt.Appendf(nil, "key-%012d", i), Value: bytes.Repeat([]byte("a"), 100), Timestamp: time.Now()}
@@ -73,14 +76,14 @@ func BenchmarkCountPath(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := task.Process(recs[i%len(recs)]); err != nil {
+		if err := ops.Process(recs[i%len(recs)]); err != nil {
 			b.Fatal(err)
 		}
 		if i++; i%len(recs) == 0 {
-			if err := task.FlushStores(); err != nil {
+			if err := ops.FlushStores(); err != nil {
 				b.Fatal(err)
 			}
-			if err := task.CommitStores(); err != nil {
+			if err := ops.CommitStores(); err != nil {
 				b.Fatal(err)
 			}
 		}

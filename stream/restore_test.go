@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/state"
 	"github.com/kappa-streams/kappa/stream"
@@ -42,12 +43,12 @@ func openTable(t *testing.T, dir string, log changelog) (*processor.Task, state.
 	if err != nil {
 		t.Fatal(err)
 	}
-	task, err := processor.NewTask(topo, 0, 0, &processor.TaskEnv{AppID: "app", StateDir: dir})
+	task, err := tasklife.New[*processor.Task](topo, 0, 0, &processor.TaskEnv{AppID: "app", StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { task.Close() })
-	if err := task.Restore(context.Background(), log); err != nil {
+	t.Cleanup(func() { tasklife.Of(task).Close() })
+	if err := tasklife.Of(task).Restore(context.Background(), log); err != nil {
 		t.Fatal(err)
 	}
 	s, ok := task.Store("s")
@@ -74,7 +75,7 @@ func TestRestoreResumesAndWipes(t *testing.T) {
 	if n := storeSize(t, kv); n != 5 || task.Stats().Restored.Load() != 5 {
 		t.Fatalf("first restore: %d keys, %d restored", n, task.Stats().Restored.Load())
 	}
-	task.Close()
+	tasklife.Of(task).Close()
 
 	task, kv = openTable(t, dir, counts(8))
 	if got := task.Stats().Restored.Load(); got != 3 {
@@ -83,7 +84,7 @@ func TestRestoreResumesAndWipes(t *testing.T) {
 	if n := storeSize(t, kv); n != 8 {
 		t.Fatalf("after the tail: %d keys, want 8", n)
 	}
-	task.Close()
+	tasklife.Of(task).Close()
 
 	task, kv = openTable(t, dir, counts(2))
 	if n := storeSize(t, kv); n != 2 || task.Stats().Restored.Load() != 2 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/state"
 )
@@ -72,7 +73,7 @@ type Driver struct {
 	topo   *processor.Topology
 	plan   *processor.Plan
 	env    *processor.TaskEnv
-	tasks  map[processor.TaskID]*processor.Task
+	tasks  map[processor.TaskID]*task
 	topics map[string]*topic
 	queue  []*processor.RawRecord
 	now    time.Time
@@ -115,7 +116,7 @@ func New(topo *processor.Topology, opts ...Opt) (*Driver, error) {
 		cfg:    c,
 		topo:   topo,
 		plan:   plan,
-		tasks:  make(map[processor.TaskID]*processor.Task),
+		tasks:  make(map[processor.TaskID]*task),
 		topics: make(map[string]*topic),
 		now:    c.start,
 		wall:   c.start,
@@ -303,19 +304,20 @@ func (d *Driver) process(r *processor.RawRecord) error {
 
 // task returns the task of sub-topology sub for partition p, opening it
 // (and restoring its stores from the driver's changelogs) on first use.
-func (d *Driver) task(sub int, p int32) (*processor.Task, error) {
+func (d *Driver) task(sub int, p int32) (*task, error) {
 	id := processor.TaskID{SubTopology: sub, Partition: p}
 	if t, ok := d.tasks[id]; ok {
 		return t, nil
 	}
-	t, err := processor.NewTask(d.topo, sub, p, d.env)
+	pt, err := tasklife.New[*processor.Task](d.topo, sub, p, d.env)
 	if err != nil {
 		return nil, err
 	}
+	t := &task{pt, tasklife.Of(pt)}
 	if st, ok := d.streamTimes[id]; ok {
 		t.RestoreStreamTime(st)
 	}
-	if err := t.Restore(context.Background(), d); err != nil {
+	if err := t.Restore(context.Background(), changelogs{d}); err != nil {
 		t.Close()
 		return nil, err
 	}
@@ -323,21 +325,23 @@ func (d *Driver) task(sub int, p int32) (*processor.Task, error) {
 	return t, nil
 }
 
-// EndOffset implements processor.ChangelogReader over the driver's
-// in-memory topics.
-func (d *Driver) EndOffset(_ context.Context, topic string, partition int32) (int64, error) {
-	t := d.topics[topic]
+// changelogs reads the driver's in-memory topics for restores
+// (tasklife.ChangelogReader), so a driver whose tasks are closed and
+// reopened restores their stores like an app does.
+type changelogs struct{ d *Driver }
+
+// EndOffset returns the length of the in-memory partition.
+func (c changelogs) EndOffset(_ context.Context, topic string, partition int32) (int64, error) {
+	t := c.d.topics[topic]
 	if t == nil || int(partition) >= len(t.parts) {
 		return 0, nil
 	}
 	return int64(len(t.parts[partition])), nil
 }
 
-// ReadChangelog implements processor.ChangelogReader over the driver's
-// in-memory topics, so a driver whose tasks are closed and reopened
-// restores their stores like an app does.
-func (d *Driver) ReadChangelog(_ context.Context, topic string, partition int32, from int64, apply func([]*processor.RawRecord) error) (int64, error) {
-	t := d.topics[topic]
+// ReadChangelog hands apply the in-memory partition from offset from.
+func (c changelogs) ReadChangelog(_ context.Context, topic string, partition int32, from int64, apply func([]*processor.RawRecord) error) (int64, error) {
+	t := c.d.topics[topic]
 	if t == nil || int(partition) >= len(t.parts) {
 		return from, nil
 	}
@@ -359,8 +363,14 @@ func (d *Driver) CloseTasks() error {
 		d.streamTimes[id] = t.StreamTimeMillis() // committed with the offsets, as an app does
 	}
 	err := d.Close()
-	d.tasks = make(map[processor.TaskID]*processor.Task)
+	d.tasks = make(map[processor.TaskID]*task)
 	return err
+}
+
+// task is an open task with its life-cycle operations.
+type task struct {
+	*processor.Task
+	tasklife.Ops
 }
 
 // TaskStatus returns the counters of the open tasks, in task order: records

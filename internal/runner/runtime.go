@@ -1,4 +1,4 @@
-package processor
+package runner
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kappa-streams/kappa/processor"
 
 	"github.com/kappa-streams/kappa/state"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -33,10 +35,10 @@ import (
 // more, so the input whose output was lost is reprocessed after a
 // restart.
 type Runtime struct {
-	cfg  RuntimeConfig
+	cfg  Config
 	log  *slog.Logger
 	cl   *kgo.Client
-	env  *TaskEnv
+	env  *processor.TaskEnv
 	subs map[string]int // resolved input topic → sub-topology
 
 	restoring sync.WaitGroup
@@ -44,9 +46,9 @@ type Runtime struct {
 	// tables' topics, with one client.
 	changelogs *changelogReader
 	// globals are the global tables, tailed by changelogs.
-	globals []GlobalSpec
+	globals []processor.GlobalSpec
 
-	// built is closed when NewRuntime has finished: the group callbacks
+	// built is closed when New has finished: the group callbacks
 	// wait for it.
 	built chan struct{}
 	// txnID is the transactional ID under exactly-once, "" otherwise.
@@ -57,10 +59,10 @@ type Runtime struct {
 	txnFailures int
 	// reopening holds the tasks closed after an aborted transaction that
 	// wait to be opened again from their committed state (tryReopen).
-	reopening map[TaskID]bool
+	reopening map[processor.TaskID]bool
 
 	mu    sync.Mutex // held while processing a poll, committing, or rebalancing
-	tasks map[TaskID]*runTask
+	tasks map[processor.TaskID]*runTask
 	// view is the tasks as status readers see them, published under mu
 	// whenever tasks changes, read without it.
 	view atomic.Pointer[[]*runTask]
@@ -70,7 +72,7 @@ type Runtime struct {
 	// prodErr is the first produce failure; once set, Send drops records,
 	// tasks stop processing and commits refuse. failed is canceled with
 	// it, to wake a poll in progress.
-	prodErr   atomic.Pointer[ProduceError]
+	prodErr   atomic.Pointer[processor.ProduceError]
 	failed    context.Context
 	failedNow context.CancelFunc
 	// fatal is the first error that stops the run loop.
@@ -90,10 +92,10 @@ type Runtime struct {
 	lastPurge    time.Time // when they were last purged
 }
 
-// NewRuntime checks cfg and builds the Kafka client. Run starts consuming.
-func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
+// New checks cfg and builds the Kafka client. Run starts consuming.
+func New(cfg Config) (*Runtime, error) {
 	if cfg.Topology == nil || cfg.Plan == nil {
-		return nil, errors.New("processor: RuntimeConfig needs Topology and Plan")
+		return nil, errors.New("processor: Config needs Topology and Plan")
 	}
 	cfg.ensureDefaults()
 	appID := cfg.Plan.AppID
@@ -101,14 +103,14 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		subs:     make(map[string]int),
-		tasks:    make(map[TaskID]*runTask),
+		tasks:    make(map[processor.TaskID]*runTask),
 		keyParts: coPartitionedInputs(cfg.Topology, cfg.Plan),
 
-		reopening: make(map[TaskID]bool),
+		reopening: make(map[processor.TaskID]bool),
 	}
 	r.failed, r.failedNow = context.WithCancel(context.Background())
 	var topics []string
-	for ref, sub := range cfg.Topology.bySource {
+	for ref, sub := range cfg.Topology.Sources() {
 		name := ref.Resolve(appID)
 		r.subs[name] = sub
 		topics = append(topics, name)
@@ -134,7 +136,7 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
-	if cfg.Guarantee == ExactlyOnce {
+	if cfg.Guarantee == processor.ExactlyOnce {
 		// One transactional producer per instance. Its ID is unique per
 		// run: zombies are fenced by the group generation that every
 		// transactional offset commit carries (KIP-447), as in Kafka
@@ -158,8 +160,8 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 	// They wait for built, so that they also see r.cl.
 	r.built = make(chan struct{})
 	defer close(r.built)
-	r.changelogs = newChangelogReader(cfg.ClientOpts, cfg.Logger, cfg.Guarantee == ExactlyOnce)
-	r.env = &TaskEnv{
+	r.changelogs = newChangelogReader(cfg.ClientOpts, cfg.Logger, cfg.Guarantee == processor.ExactlyOnce)
+	r.env = &processor.TaskEnv{
 		AppID:      appID,
 		Collector:  r,
 		Partitions: r.partitions,
@@ -168,15 +170,15 @@ func NewRuntime(cfg RuntimeConfig) (*Runtime, error) {
 		StateDir:   cfg.StateDir,
 		Cache:      state.NewCache(state.DefaultCacheBytes),
 
-		ExactlyOnce: cfg.Guarantee == ExactlyOnce,
+		ExactlyOnce: cfg.Guarantee == processor.ExactlyOnce,
 	}
 	if cfg.CacheBytes != nil {
 		r.env.Cache = state.NewCache(*cfg.CacheBytes)
 	}
 	r.globals = cfg.Topology.Globals()
-	r.env.Globals = make(map[string]*GlobalStore, len(r.globals))
+	r.env.Globals = make(map[string]*processor.GlobalStore, len(r.globals))
 	for _, g := range r.globals {
-		r.env.Globals[g.Name] = NewGlobalStore()
+		r.env.Globals[g.Name] = processor.NewGlobalStore()
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -218,9 +220,9 @@ func (r *Runtime) Commits() int64 { return r.commits.Load() }
 func (r *Runtime) Processed() int64 { return r.processed.Load() }
 
 // Tasks returns the IDs of the tasks this member runs now.
-func (r *Runtime) Tasks() []TaskID {
+func (r *Runtime) Tasks() []processor.TaskID {
 	view := r.tasksView()
-	ids := make([]TaskID, len(view))
+	ids := make([]processor.TaskID, len(view))
 	for i, t := range view {
 		ids[i] = t.id
 	}
@@ -234,43 +236,6 @@ func (r *Runtime) Tasks() []TaskID {
 // alone.
 func (r *Runtime) Abort() { r.aborted.Store(true) }
 
-// TaskStatus is a snapshot of one task of this member.
-type TaskStatus struct {
-	ID TaskID
-	// Ready is false while the task's stores restore; it processes nothing
-	// until then. It is State == TaskRunning.
-	Ready bool
-	// State is the task's life-cycle state.
-	State TaskState
-	// Processed, DeadLetters, Dropped and Late (records outside every open
-	// window) count input records; Produced
-	// counts output records.
-	Processed, DeadLetters, Produced, Dropped, Late int64
-	// Restored counts changelog records applied by restores so far, and
-	// RestoreTarget the records those restores set out to read (the
-	// changelogs' end offsets minus the offsets stored with the local
-	// data). While a restore runs, Restored/RestoreTarget is its progress.
-	Restored, RestoreTarget int64
-	// Mispartitioned counts the records of the task's co-partitioned
-	// inputs (the external topics of joins) that were not in the
-	// partition Kappa's partitioner (KeyPartition, murmur2) gives their
-	// key, since the task started on this instance. A join misses matches
-	// for them. Records without a key are not counted. The producer of
-	// such a topic used another partitioner; see docs/joins.md.
-	Mispartitioned int64
-}
-
-// Status returns a snapshot of the task's counters; Ready is left false.
-// It may be called from any goroutine.
-func (t *Task) Status() TaskStatus {
-	s := t.Stats()
-	return TaskStatus{
-		ID: t.ID, Processed: s.Processed.Load(), DeadLetters: s.DeadLetters.Load(),
-		Produced: s.Produced.Load(), Dropped: s.Dropped.Load(), Late: s.Late.Load(),
-		Restored: s.Restored.Load(), RestoreTarget: s.RestoreTotal.Load(),
-	}
-}
-
 // TaskStatus returns a snapshot of every task this member runs, in task
 // order. It may be called from any goroutine, also while tasks restore.
 //
@@ -278,16 +243,16 @@ func (t *Task) Status() TaskStatus {
 // is published on every change and every counter is atomic, so a status
 // read never waits for a poll's processing or a commit's broker
 // acknowledgements.
-func (r *Runtime) TaskStatus() []TaskStatus {
+func (r *Runtime) TaskStatus() []processor.TaskStatus {
 	view := r.tasksView()
-	out := make([]TaskStatus, 0, len(view))
+	out := make([]processor.TaskStatus, 0, len(view))
 	for _, rt := range view {
-		st := TaskStatus{ID: rt.id}
+		st := processor.TaskStatus{ID: rt.id}
 		if t := rt.published.Load(); t != nil {
 			st = t.Status()
 		}
 		st.State = rt.stateOf()
-		st.Ready = st.State == TaskRunning
+		st.Ready = st.State == processor.TaskRunning
 		st.Mispartitioned = rt.mispartitioned.Load()
 		out = append(out, st)
 	}
@@ -302,7 +267,7 @@ func (r *Runtime) tasksView() []*runTask {
 	return nil
 }
 
-func compareTaskIDs(a, b TaskID) int {
+func compareTaskIDs(a, b processor.TaskID) int {
 	if a.SubTopology != b.SubTopology {
 		return a.SubTopology - b.SubTopology
 	}
@@ -469,7 +434,7 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 		if !ok {
 			return
 		}
-		t, ok := r.tasks[TaskID{SubTopology: sub, Partition: p.Partition}]
+		t, ok := r.tasks[processor.TaskID{SubTopology: sub, Partition: p.Partition}]
 		if !ok {
 			// Records of a partition not (or no longer) ours; the
 			// client drops them on revoke, so this is a race to ignore.
@@ -543,7 +508,7 @@ func (r *Runtime) shutdown() {
 	r.cl.CloseAllowingRebalance()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	all := make(map[TaskID]bool, len(r.tasks))
+	all := make(map[processor.TaskID]bool, len(r.tasks))
 	for id := range r.tasks {
 		all[id] = true
 	}

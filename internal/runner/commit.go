@@ -2,7 +2,7 @@
 // outputs, then input offsets), post-commit (stores written with their
 // changelog positions).
 
-package processor
+package runner
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/kappa-streams/kappa/processor"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -51,7 +53,7 @@ func (r *Runtime) commitLocked(ctx context.Context) error {
 // commit flushes every produced record, then commits the input offsets of
 // the given tasks (all when nil). After a produce failure it commits
 // nothing and returns the failure. r.mu is held.
-func (r *Runtime) commit(ctx context.Context, only map[TaskID]bool) error {
+func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) error {
 	if (!r.dirty && only == nil) || r.aborted.Load() {
 		return nil
 	}
@@ -273,10 +275,10 @@ func (r *Runtime) checkMembership(ctx context.Context) error {
 // back starts new tasks, restored from the changelogs, at the committed
 // offsets. r.mu is held.
 func (r *Runtime) loseTasks(tasks []*runTask, why error) {
-	ids := make(map[TaskID]bool, len(r.tasks))
+	ids := make(map[processor.TaskID]bool, len(r.tasks))
 	for id, t := range r.tasks {
 		ids[id] = true
-		r.setState(t, TaskSuspended)
+		r.setState(t, processor.TaskSuspended)
 	}
 	r.log.Warn("this instance is no longer a member of the group's generation: its tasks are closed without "+
 		"committing and it rejoins; their input since the last commit is reprocessed by their next owner",

@@ -1,25 +1,27 @@
-package processor
+package runner
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/kappa-streams/kappa/processor"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func ids(subs, parts int) []TaskID {
-	var out []TaskID
+func ids(subs, parts int) []processor.TaskID {
+	var out []processor.TaskID
 	for s := range subs {
 		for p := range parts {
-			out = append(out, TaskID{SubTopology: s, Partition: int32(p)})
+			out = append(out, processor.TaskID{SubTopology: s, Partition: int32(p)})
 		}
 	}
 	return out
 }
 
-func counts(owner map[TaskID]int, n int) []int {
+func counts(owner map[processor.TaskID]int, n int) []int {
 	c := make([]int, n)
 	for _, m := range owner {
 		c[m]++
@@ -27,7 +29,7 @@ func counts(owner map[TaskID]int, n int) []int {
 	return c
 }
 
-func balanced(t *testing.T, owner map[TaskID]int, tasks []TaskID, n int) {
+func balanced(t *testing.T, owner map[processor.TaskID]int, tasks []processor.TaskID, n int) {
 	t.Helper()
 	if len(owner) != len(tasks) {
 		t.Fatalf("%d of %d tasks assigned", len(owner), len(tasks))
@@ -47,17 +49,17 @@ func TestAssignTasksBalancedAndSticky(t *testing.T) {
 	for trial := range 200 {
 		tasks := ids(1+rng.IntN(3), 1+rng.IntN(12))
 		n := 1 + rng.IntN(6)
-		first := assignTasks(tasks, n, func(TaskID) (int, bool) { return 0, false })
+		first := assignTasks(tasks, n, func(processor.TaskID) (int, bool) { return 0, false })
 		balanced(t, first, tasks, n)
 		// Same members again: nothing moves.
-		again := assignTasks(tasks, n, func(id TaskID) (int, bool) { m, ok := first[id]; return m, ok })
+		again := assignTasks(tasks, n, func(id processor.TaskID) (int, bool) { m, ok := first[id]; return m, ok })
 		for id, m := range first {
 			if again[id] != m {
 				t.Fatalf("trial %d: task %v moved from %d to %d with no membership change", trial, id, m, again[id])
 			}
 		}
 		// One member joins: only the minimum needed moves, and only to it.
-		joined := assignTasks(tasks, n+1, func(id TaskID) (int, bool) { m, ok := first[id]; return m, ok })
+		joined := assignTasks(tasks, n+1, func(id processor.TaskID) (int, bool) { m, ok := first[id]; return m, ok })
 		balanced(t, joined, tasks, n+1)
 		moved := 0
 		for id, m := range first {
@@ -84,12 +86,12 @@ func member(b *TaskBalancer, id string, owned map[string][]int32, gen int32) kms
 
 // copartTopology has two sub-topologies: left and right read together,
 // and a repartition topic read by the second.
-func copartTopology(t *testing.T) *Topology {
-	b := NewBuilder()
-	src := b.AddSource("src", []TopicRef{{Name: "left"}, {Name: "right"}}, "", nil)
-	b.AddSink("to-rep", &TopicRef{Name: "rep-repartition", Internal: true}, "", nil, src)
-	b.AddInternalTopic(InternalTopic{Ref: TopicRef{Name: "rep-repartition", Internal: true}})
-	b.AddSource("rep", []TopicRef{{Name: "rep-repartition", Internal: true}}, "", nil)
+func copartTopology(t *testing.T) *processor.Topology {
+	b := processor.NewBuilder()
+	src := b.AddSource("src", []processor.TopicRef{{Name: "left"}, {Name: "right"}}, "", nil)
+	b.AddSink("to-rep", &processor.TopicRef{Name: "rep-repartition", Internal: true}, "", nil, src)
+	b.AddInternalTopic(processor.InternalTopic{Ref: processor.TopicRef{Name: "rep-repartition", Internal: true}})
+	b.AddSource("rep", []processor.TopicRef{{Name: "rep-repartition", Internal: true}}, "", nil)
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,10 @@
-package processor
+package runner
 
 import (
 	"slices"
 	"sort"
+
+	"github.com/kappa-streams/kappa/processor"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -20,18 +22,18 @@ const BalancerProtocol = "kappa-tasks"
 // metadata.
 type TaskBalancer struct {
 	appID string
-	topo  *Topology
+	topo  *processor.Topology
 	// subOf maps each resolved input topic to its sub-topology.
 	subOf map[string]int
 	// assigned is called on the leader with the task assignment it
 	// computed, for tests and logs. May be nil.
-	OnBalance func(map[string][]TaskID)
+	OnBalance func(map[string][]processor.TaskID)
 }
 
 // NewTaskBalancer returns a balancer for topo running as appID.
-func NewTaskBalancer(topo *Topology, appID string) *TaskBalancer {
+func NewTaskBalancer(topo *processor.Topology, appID string) *TaskBalancer {
 	b := &TaskBalancer{appID: appID, topo: topo, subOf: make(map[string]int)}
-	for ref, sub := range topo.bySource {
+	for ref, sub := range topo.Sources() {
 		b.subOf[ref.Resolve(appID)] = sub
 	}
 	return b
@@ -88,7 +90,7 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 	members := cb.Members() // sorted by instance ID, then member ID
 	// The tasks, and the partitions each one owns.
 	type task struct {
-		id    TaskID
+		id    processor.TaskID
 		parts map[string]int32
 	}
 	taskCount := make(map[int]int32)
@@ -97,10 +99,10 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 			taskCount[sub] = n
 		}
 	}
-	var tasks []TaskID
-	for sub := range len(b.topo.subs) {
+	var tasks []processor.TaskID
+	for sub := range len(b.topo.SubTopologies()) {
 		for p := range taskCount[sub] {
-			tasks = append(tasks, TaskID{SubTopology: sub, Partition: p})
+			tasks = append(tasks, processor.TaskID{SubTopology: sub, Partition: p})
 		}
 	}
 	// Previous owner of each task: the member claiming one of its
@@ -109,7 +111,7 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 		member int
 		gen    int32
 	}
-	prev := make(map[TaskID]claim)
+	prev := make(map[processor.TaskID]claim)
 	for i := range members {
 		_, meta := cb.MemberAt(i)
 		for _, owned := range meta.OwnedPartitions {
@@ -118,23 +120,23 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 				continue
 			}
 			for _, p := range owned.Partitions {
-				id := TaskID{SubTopology: sub, Partition: p}
+				id := processor.TaskID{SubTopology: sub, Partition: p}
 				if c, seen := prev[id]; !seen || meta.Generation > c.gen {
 					prev[id] = claim{member: i, gen: meta.Generation}
 				}
 			}
 		}
 	}
-	owner := assignTasks(tasks, len(members), func(id TaskID) (int, bool) {
+	owner := assignTasks(tasks, len(members), func(id processor.TaskID) (int, bool) {
 		c, ok := prev[id]
 		return c.member, ok
 	})
 	plan := cb.NewPlan()
-	byMember := make(map[string][]TaskID, len(members))
+	byMember := make(map[string][]processor.TaskID, len(members))
 	for _, id := range tasks {
 		m := &members[owner[id]]
 		byMember[m.MemberID] = append(byMember[m.MemberID], id)
-		for _, ref := range b.topo.subs[id.SubTopology].Sources {
+		for _, ref := range b.topo.SubTopologies()[id.SubTopology].Sources {
 			topic := ref.Resolve(b.appID)
 			if id.Partition < topics[topic] {
 				plan.AddPartition(m, topic, id.Partition)
@@ -151,8 +153,8 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 // assignTasks spreads tasks over n members so that counts differ by at most
 // one, keeping each task with its previous owner where balance allows.
 // Tasks are placed in order, so the result is deterministic.
-func assignTasks(tasks []TaskID, n int, prevOwner func(TaskID) (int, bool)) map[TaskID]int {
-	owner := make(map[TaskID]int, len(tasks))
+func assignTasks(tasks []processor.TaskID, n int, prevOwner func(processor.TaskID) (int, bool)) map[processor.TaskID]int {
+	owner := make(map[processor.TaskID]int, len(tasks))
 	if n == 0 {
 		return owner
 	}

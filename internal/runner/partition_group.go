@@ -1,12 +1,15 @@
 // The partition group of a task: the records fetched for each of its
 // inputs, buffered, and the choice of the next one to process.
 
-package processor
+package runner
 
 import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"github.com/kappa-streams/kappa/internal/tasklife"
+	"github.com/kappa-streams/kappa/processor"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -15,13 +18,14 @@ import (
 // partition group (the records fetched for each input, not processed
 // yet) and the offsets to commit.
 type runTask struct {
-	*Task // nil until the task is running; use published from other goroutines
-	id    TaskID
+	*processor.Task // nil until the task is running; use published from other goroutines
+	tasklife.Ops    // the life cycle of Task, nil with it
+	id              processor.TaskID
 	// state is the task's life-cycle state, readable from any goroutine.
 	state atomic.Int32
 	// published is the task once created, also while it restores, for
 	// status reads from other goroutines.
-	published atomic.Pointer[Task]
+	published atomic.Pointer[processor.Task]
 	cancel    context.CancelFunc // stops a restore in progress
 	// inputs are the task's input topics (those that have its partition).
 	inputs []string
@@ -102,7 +106,7 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 			t.blockedSince = time.Time{}
 		}
 		rec := t.buf[pick][0]
-		if parts, ok := t.keyParts[pick]; ok && rec.Key != nil && KeyPartition(rec.Key, parts) != rec.Partition {
+		if parts, ok := t.keyParts[pick]; ok && rec.Key != nil && processor.KeyPartition(rec.Key, parts) != rec.Partition {
 			r.mispartitioned(t, rec, parts)
 		}
 		if err := t.Process(rec); err != nil {
@@ -121,13 +125,13 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 // partition, so records of these topics must be where KeyPartition puts
 // them. Repartition topics are written by Kappa with KeyPartition and are
 // not checked.
-func coPartitionedInputs(topo *Topology, plan *Plan) map[string]int32 {
+func coPartitionedInputs(topo *processor.Topology, plan *processor.Plan) map[string]int32 {
 	var parts map[string]int32
-	for _, g := range topo.copart {
-		if len(g.topics) < 2 {
+	for _, g := range topo.CoPartitioned() {
+		if len(g) < 2 {
 			continue
 		}
-		for _, ref := range g.topics {
+		for _, ref := range g {
 			if n := plan.Partitions[ref.Name]; !ref.Internal && n > 0 {
 				if parts == nil {
 					parts = make(map[string]int32)
@@ -150,7 +154,7 @@ func (r *Runtime) mispartitioned(t *runTask, rec *kgo.Record, parts int32) {
 	r.log.Warn("record of a joined input is not in the partition of its key: joins can miss matches; "+
 		"counted in TaskStatus.Mispartitioned, logged once per topic",
 		"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset,
-		"key_partition", KeyPartition(rec.Key, parts),
+		"key_partition", processor.KeyPartition(rec.Key, parts),
 		"fix", "write the topic with Kafka's murmur2 partitioner, the default of Java clients and franz-go; "+
 			"librdkafka clients (kcat, confluent-kafka-go, confluent-kafka-python) need partitioner=murmur2_random")
 }

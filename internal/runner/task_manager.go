@@ -1,7 +1,7 @@
 // The task manager: tasks created on assignment, restored off the poll
 // loop, and closed on revocation or loss.
 
-package processor
+package runner
 
 import (
 	"context"
@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kappa-streams/kappa/internal/tasklife"
+	"github.com/kappa-streams/kappa/processor"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -20,13 +23,13 @@ import (
 // stores has its partitions paused while a goroutine opens and restores it,
 // so restoring never holds up polling, heartbeats or other tasks. r.mu is
 // held.
-func (r *Runtime) assign(id TaskID) {
+func (r *Runtime) assign(id processor.TaskID) {
 	if _, ok := r.tasks[id]; ok {
 		return
 	}
 	rt := &runTask{id: id, next: make(map[string]kgo.EpochOffset),
 		buf: make(map[string][]*kgo.Record), caughtUp: make(map[string]bool), assigned: time.Now()}
-	for _, ref := range r.cfg.Topology.subs[id.SubTopology].Sources {
+	for _, ref := range r.cfg.Topology.SubTopologies()[id.SubTopology].Sources {
 		if name := ref.Resolve(r.cfg.Plan.AppID); r.cfg.Plan.Partitions[name] > id.Partition {
 			rt.inputs = append(rt.inputs, name)
 			if n, ok := r.keyParts[name]; ok {
@@ -39,23 +42,23 @@ func (r *Runtime) assign(id TaskID) {
 	}
 	r.tasks[id] = rt
 	r.publish()
-	if len(r.cfg.Topology.subs[id.SubTopology].Stores) == 0 {
-		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+	if len(r.cfg.Topology.SubTopologies()[id.SubTopology].Stores) == 0 {
+		t, err := tasklife.New[*processor.Task](r.cfg.Topology, id.SubTopology, id.Partition, r.env)
 		if err != nil {
 			r.fail(err)
 			return
 		}
-		rt.Task = t
+		rt.Task, rt.Ops = t, tasklife.Of(t)
 		rt.published.Store(t)
-		if err := t.MarkUnclean(); err != nil {
+		if err := rt.MarkUnclean(); err != nil {
 			r.fail(err)
 			return
 		}
-		r.setState(rt, TaskRunning)
+		r.setState(rt, processor.TaskRunning)
 		r.log.Info("task started", "task", id.String())
 		return
 	}
-	r.setState(rt, TaskRestoring)
+	r.setState(rt, processor.TaskRestoring)
 	parts := r.partitionsOf(id)
 	r.cl.PauseFetchPartitions(parts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -68,7 +71,7 @@ func (r *Runtime) assign(id TaskID) {
 		defer r.mu.Unlock()
 		if r.tasks[id] != rt || ctx.Err() != nil {
 			if t != nil {
-				t.Close() // revoked while restoring
+				tasklife.Of(t).Close() // revoked while restoring
 			}
 			return
 		}
@@ -76,40 +79,42 @@ func (r *Runtime) assign(id TaskID) {
 			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
 			return
 		}
-		if err := t.MarkUnclean(); err != nil {
-			t.Close()
+		ops := tasklife.Of(t)
+		if err := ops.MarkUnclean(); err != nil {
+			ops.Close()
 			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
 			return
 		}
-		rt.Task, rt.cancel, rt.assigned = t, nil, time.Now()
-		r.setState(rt, TaskRunning)
+		rt.Task, rt.Ops, rt.cancel, rt.assigned = t, ops, nil, time.Now()
+		r.setState(rt, processor.TaskRunning)
 		r.cl.ResumeFetchPartitions(parts)
-		r.log.Info("task started", "task", id.String(), "restored", t.stats.Restored.Load())
+		r.log.Info("task started", "task", id.String(), "restored", t.Stats().Restored.Load())
 	}()
 }
 
 // openAndRestore opens a task, waiting for its state directory if the
 // previous owner on this machine still holds it, and restores its stores.
-func (r *Runtime) openAndRestore(ctx context.Context, rt *runTask) (*Task, error) {
+func (r *Runtime) openAndRestore(ctx context.Context, rt *runTask) (*processor.Task, error) {
 	id := rt.id
 	backoff := 10 * time.Millisecond
 	for {
-		t, err := NewTask(r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+		t, err := tasklife.New[*processor.Task](r.cfg.Topology, id.SubTopology, id.Partition, r.env)
 		if err == nil {
 			rt.published.Store(t)
+			ops := tasklife.Of(t)
 			st, err := r.committedStreamTime(ctx, id)
 			if err != nil {
-				t.Close()
+				ops.Close()
 				return nil, err
 			}
-			t.RestoreStreamTime(st)
-			if err := t.Restore(ctx, r.changelogs); err != nil {
-				t.Close()
+			ops.RestoreStreamTime(st)
+			if err := ops.Restore(ctx, r.changelogs); err != nil {
+				ops.Close()
 				return nil, err
 			}
 			return t, nil
 		}
-		if !errors.Is(err, ErrTaskLocked) {
+		if !errors.Is(err, processor.ErrTaskLocked) {
 			return nil, err
 		}
 		select {
@@ -127,7 +132,7 @@ const streamTimeMeta = "kappa.st="
 // committedStreamTime reads the stream time the task's last owner
 // committed with its input offsets: the largest over its partitions, -1
 // when none was committed.
-func (r *Runtime) committedStreamTime(ctx context.Context, id TaskID) (int64, error) {
+func (r *Runtime) committedStreamTime(ctx context.Context, id processor.TaskID) (int64, error) {
 	offs, err := kadm.NewClient(r.cl).FetchOffsets(ctx, r.cfg.Plan.AppID)
 	if err != nil {
 		return -1, fmt.Errorf("processor: task %s: committed offsets: %w", id, err)
@@ -150,9 +155,9 @@ func (r *Runtime) committedStreamTime(ctx context.Context, id TaskID) (int64, er
 }
 
 // partitionsOf returns the input partitions of a task.
-func (r *Runtime) partitionsOf(id TaskID) map[string][]int32 {
+func (r *Runtime) partitionsOf(id processor.TaskID) map[string][]int32 {
 	parts := make(map[string][]int32)
-	for _, ref := range r.cfg.Topology.subs[id.SubTopology].Sources {
+	for _, ref := range r.cfg.Topology.SubTopologies()[id.SubTopology].Sources {
 		topic := ref.Resolve(r.cfg.Plan.AppID)
 		if id.Partition < r.cfg.Plan.Partitions[topic] {
 			parts[topic] = []int32{id.Partition}
@@ -171,7 +176,7 @@ func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[stri
 			continue
 		}
 		for _, p := range parts {
-			r.assign(TaskID{SubTopology: sub, Partition: p})
+			r.assign(processor.TaskID{SubTopology: sub, Partition: p})
 		}
 	}
 	r.log.Info("tasks assigned", "assigned", assigned)
@@ -224,19 +229,19 @@ func (r *Runtime) forgetReopening(parts map[string][]int32) {
 	for topic, ps := range parts {
 		if sub, ok := r.subs[topic]; ok {
 			for _, p := range ps {
-				delete(r.reopening, TaskID{SubTopology: sub, Partition: p})
+				delete(r.reopening, processor.TaskID{SubTopology: sub, Partition: p})
 			}
 		}
 	}
 }
 
-func (r *Runtime) tasksOf(parts map[string][]int32) map[TaskID]bool {
-	ids := make(map[TaskID]bool)
+func (r *Runtime) tasksOf(parts map[string][]int32) map[processor.TaskID]bool {
+	ids := make(map[processor.TaskID]bool)
 	for topic, ps := range parts {
 		if sub, ok := r.subs[topic]; ok {
 			for _, p := range ps {
-				if _, running := r.tasks[TaskID{SubTopology: sub, Partition: p}]; running {
-					ids[TaskID{SubTopology: sub, Partition: p}] = true
+				if _, running := r.tasks[processor.TaskID{SubTopology: sub, Partition: p}]; running {
+					ids[processor.TaskID{SubTopology: sub, Partition: p}] = true
 				}
 			}
 		}
@@ -246,13 +251,13 @@ func (r *Runtime) tasksOf(parts map[string][]int32) map[TaskID]bool {
 
 // closeTasks closes the tasks ids and forgets them, as not closed cleanly
 // (see closeTasksClean). r.mu is held.
-func (r *Runtime) closeTasks(ids map[TaskID]bool) { r.closeTasksClean(ids, false) }
+func (r *Runtime) closeTasks(ids map[processor.TaskID]bool) { r.closeTasksClean(ids, false) }
 
 // closeTasksClean closes the tasks ids and forgets them. clean says their
 // last commit succeeded, so their stores hold what their committed
 // changelogs do; under exactly-once, a task closed otherwise has its
 // stores wiped when it opens again. r.mu is held.
-func (r *Runtime) closeTasksClean(ids map[TaskID]bool, clean bool) {
+func (r *Runtime) closeTasksClean(ids map[processor.TaskID]bool, clean bool) {
 	for id := range ids {
 		t, ok := r.tasks[id]
 		if !ok {
@@ -272,53 +277,20 @@ func (r *Runtime) closeTasksClean(ids map[TaskID]bool, clean bool) {
 				r.log.Warn("closing task", "task", id.String(), "error", err)
 			}
 		}
-		r.setState(t, TaskClosed)
+		r.setState(t, processor.TaskClosed)
 	}
 	r.publish()
 }
 
-// TaskState is where a task is in its life cycle on this instance, as in
-// Kafka Streams: Created when it is assigned, Restoring while its stores
-// catch up with their changelogs (its inputs are paused), Running while it
-// processes, Suspended when its commit was fenced and it waits to be
-// closed, Closed once closed. A task without stores goes from Created to
-// Running at once.
-type TaskState int32
-
-const (
-	TaskCreated TaskState = iota
-	TaskRestoring
-	TaskRunning
-	TaskSuspended
-	TaskClosed
-)
-
-// String returns the state's name in lower case.
-func (s TaskState) String() string {
-	switch s {
-	case TaskCreated:
-		return "created"
-	case TaskRestoring:
-		return "restoring"
-	case TaskRunning:
-		return "running"
-	case TaskSuspended:
-		return "suspended"
-	case TaskClosed:
-		return "closed"
-	}
-	return "unknown"
-}
-
 // stateOf returns t's state.
-func (t *runTask) stateOf() TaskState { return TaskState(t.state.Load()) }
+func (t *runTask) stateOf() processor.TaskState { return processor.TaskState(t.state.Load()) }
 
 // running reports whether the task is Running: open, restored, processing.
-func (t *runTask) running() bool { return t.stateOf() == TaskRunning }
+func (t *runTask) running() bool { return t.stateOf() == processor.TaskRunning }
 
 // setState moves the task to s, logging the transition.
-func (r *Runtime) setState(t *runTask, s TaskState) {
-	if old := TaskState(t.state.Swap(int32(s))); old != s {
+func (r *Runtime) setState(t *runTask, s processor.TaskState) {
+	if old := processor.TaskState(t.state.Swap(int32(s))); old != s {
 		r.log.Debug("task state", "task", t.id.String(), "from", old.String(), "to", s.String())
 	}
 }

@@ -1,4 +1,4 @@
-package processor
+package runner
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+
+	"github.com/kappa-streams/kappa/processor"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -48,7 +50,7 @@ type changelogSub struct {
 	gone  bool
 	end   int64 // read up to this offset; -1 reads forever
 	next  int64 // the offset after the last record applied
-	apply func([]*RawRecord) error
+	apply func([]*processor.RawRecord) error
 	done  chan error // receives once, when next reaches end or apply fails
 }
 
@@ -163,7 +165,7 @@ func (c *changelogReader) finish(tp topicPartition, sub *changelogSub, err error
 
 // read starts reading topic's partition from offset from, up to end (-1:
 // forever), handing batches to apply on the reader's goroutine.
-func (c *changelogReader) read(topic string, partition int32, from, end int64, apply func([]*RawRecord) error) (*changelogSub, error) {
+func (c *changelogReader) read(topic string, partition int32, from, end int64, apply func([]*processor.RawRecord) error) (*changelogSub, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl, err := c.client()
@@ -197,7 +199,7 @@ func (c *changelogReader) cancel(tp topicPartition, sub *changelogSub) {
 // ReadChangelog implements ChangelogReader: it reads the partition from
 // from up to its end offset as of the call, and returns the offset after
 // the last record applied.
-func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*RawRecord) error) (int64, error) {
+func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*processor.RawRecord) error) (int64, error) {
 	end, err := c.EndOffset(ctx, topic, partition)
 	if err != nil {
 		return from, err
@@ -208,9 +210,9 @@ func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, parti
 	// The poll goroutine hands the batches over and this goroutine applies
 	// them, so that the restores of several tasks write their stores in
 	// parallel, as they did with a client each.
-	batches := make(chan []*RawRecord, 4)
+	batches := make(chan []*processor.RawRecord, 4)
 	quit := make(chan struct{})
-	handOver := func(recs []*RawRecord) error {
+	handOver := func(recs []*processor.RawRecord) error {
 		select {
 		case batches <- recs:
 			return nil
@@ -224,7 +226,7 @@ func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, parti
 	}
 	tp := topicPartition{topic, partition}
 	next := from
-	applyErr := func(recs []*RawRecord) error {
+	applyErr := func(recs []*processor.RawRecord) error {
 		if data := dataRecords(recs); len(data) > 0 {
 			if err := apply(data); err != nil {
 				return err
@@ -328,9 +330,9 @@ func (c *changelogReader) close() {
 
 // dataRecords returns recs without transaction markers (control records),
 // which the changelog reader fetches but nothing applies.
-func dataRecords(recs []*RawRecord) []*RawRecord {
-	if !slices.ContainsFunc(recs, func(rec *RawRecord) bool { return rec.Attrs.IsControl() }) {
+func dataRecords(recs []*processor.RawRecord) []*processor.RawRecord {
+	if !slices.ContainsFunc(recs, func(rec *processor.RawRecord) bool { return rec.Attrs.IsControl() }) {
 		return recs
 	}
-	return slices.DeleteFunc(slices.Clone(recs), func(rec *RawRecord) bool { return rec.Attrs.IsControl() })
+	return slices.DeleteFunc(slices.Clone(recs), func(rec *processor.RawRecord) bool { return rec.Attrs.IsControl() })
 }

@@ -1,4 +1,4 @@
-package processor
+package runner
 
 import (
 	"context"
@@ -6,15 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kappa-streams/kappa/processor"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // rawFunc adapts a function to RawReceiver.
-type rawFunc func(rec *RawRecord) error
+type rawFunc func(rec *processor.RawRecord) error
 
 // ReceiveRaw calls f.
-func (f rawFunc) ReceiveRaw(rec *RawRecord) error { return f(rec) }
+func (f rawFunc) ReceiveRaw(rec *processor.RawRecord) error { return f(rec) }
 
 // TestProduceFailureStopsTasks fails a produce while a task processes the
 // first of three buffered records: the task processes no other record,
@@ -24,11 +26,11 @@ func (f rawFunc) ReceiveRaw(rec *RawRecord) error { return f(rec) }
 func TestProduceFailureStopsTasks(t *testing.T) {
 	var r *Runtime
 	processed := 0
-	b := NewBuilder()
-	b.AddSource("src", []TopicRef{{Name: "in"}}, "", func(task *Task, _ []Child) (any, error) {
-		return rawFunc(func(rec *RawRecord) error {
+	b := processor.NewBuilder()
+	b.AddSource("src", []processor.TopicRef{{Name: "in"}}, "", func(task *processor.Task, _ []processor.Child) (any, error) {
+		return rawFunc(func(rec *processor.RawRecord) error {
 			processed++
-			task.Send(&RawRecord{Topic: "out", Value: rec.Value})
+			task.Send(&processor.RawRecord{Topic: "out", Value: rec.Value})
 			if rec.Offset == 0 {
 				// The brokers reject an earlier output while this
 				// record is processed.
@@ -45,13 +47,13 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err = NewRuntime(RuntimeConfig{Topology: topo, Plan: plan, ClientOpts: []kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}})
+	r, err = New(Config{Topology: topo, Plan: plan, ClientOpts: []kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.cl.Close()
 
-	id := TaskID{SubTopology: 0, Partition: 0}
+	id := processor.TaskID{SubTopology: 0, Partition: 0}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.assign(id)
@@ -60,7 +62,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 		t.Fatal("task without stores not ready at assignment")
 	}
 	fired := 0
-	rt.Schedule(time.Millisecond, WallClock, func(time.Time) error { fired++; return nil })
+	rt.Schedule(time.Millisecond, processor.WallClock, func(time.Time) error { fired++; return nil })
 	rt.caughtUp["in"] = true
 	for off := range int64(3) {
 		rt.buf["in"] = append(rt.buf["in"], &kgo.Record{Topic: "in", Offset: off, Value: []byte("v")})
@@ -71,7 +73,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 			n, processed, len(rt.buf["in"]), err)
 	}
 	before := r.cl.BufferedProduceRecords()
-	r.Send(&RawRecord{Topic: "out", Value: []byte("late")})
+	r.Send(&processor.RawRecord{Topic: "out", Value: []byte("late")})
 	if after := r.cl.BufferedProduceRecords(); after != before {
 		t.Fatalf("a send after the failure was produced: %d buffered records, had %d", after, before)
 	}
@@ -85,8 +87,8 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = r.commit(ctx, nil)
-	var pe *ProduceError
-	if !errors.As(err, &pe) || pe.Topic != "out" || !errors.Is(err, ErrProduce) || !errors.Is(err, kerr.MessageTooLarge) {
+	var pe *processor.ProduceError
+	if !errors.As(err, &pe) || pe.Topic != "out" || !errors.Is(err, processor.ErrProduce) || !errors.Is(err, kerr.MessageTooLarge) {
 		t.Fatalf("commit after the failure: %v, want the ProduceError of topic out", err)
 	}
 	if r.Commits() != 0 {
@@ -103,10 +105,10 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 // on a task without input makes the next commit run, and that a
 // punctuator not yet due does not.
 func TestWallClockPunctuationMarksCommit(t *testing.T) {
-	b := NewBuilder()
-	b.AddSource("src", []TopicRef{{Name: "in"}}, "", func(task *Task, _ []Child) (any, error) {
-		task.Schedule(time.Minute, WallClock, func(time.Time) error { return nil })
-		return rawFunc(func(*RawRecord) error { return nil }), nil
+	b := processor.NewBuilder()
+	b.AddSource("src", []processor.TopicRef{{Name: "in"}}, "", func(task *processor.Task, _ []processor.Child) (any, error) {
+		task.Schedule(time.Minute, processor.WallClock, func(time.Time) error { return nil })
+		return rawFunc(func(*processor.RawRecord) error { return nil }), nil
 	})
 	topo, err := b.Build()
 	if err != nil {
@@ -116,13 +118,13 @@ func TestWallClockPunctuationMarksCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewRuntime(RuntimeConfig{Topology: topo, Plan: plan, ClientOpts: []kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}})
+	r, err := New(Config{Topology: topo, Plan: plan, ClientOpts: []kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.cl.Close()
 	r.mu.Lock()
-	r.assign(TaskID{SubTopology: 0, Partition: 0})
+	r.assign(processor.TaskID{SubTopology: 0, Partition: 0})
 	r.mu.Unlock()
 	if err := r.punctuate(time.Now()); err != nil || r.dirty {
 		t.Fatalf("no punctuator due: dirty %v, error %v", r.dirty, err)
@@ -136,14 +138,16 @@ func TestWallClockPunctuationMarksCommit(t *testing.T) {
 // checked: the external topics of a co-partition group, not its
 // repartition topics, and no topic of a group of one.
 func TestCoPartitionedInputs(t *testing.T) {
-	b := NewBuilder()
-	pass := func(*Task, []Child) (any, error) { return rawFunc(func(*RawRecord) error { return nil }), nil }
-	left := b.AddSource("left", []TopicRef{{Name: "left"}}, "", pass)
-	right := b.AddSource("right", []TopicRef{{Name: "right"}}, "", pass)
-	rep := b.AddSource("rep", []TopicRef{{Name: "rep-repartition", Internal: true}}, "", pass)
-	self := b.AddSource("self", []TopicRef{{Name: "self"}}, "", pass)
-	b.AddInternalTopic(InternalTopic{Ref: TopicRef{Name: "rep-repartition", Internal: true}})
-	b.AddSink("to-rep", &TopicRef{Name: "rep-repartition", Internal: true}, "", nil, self)
+	b := processor.NewBuilder()
+	pass := func(*processor.Task, []processor.Child) (any, error) {
+		return rawFunc(func(*processor.RawRecord) error { return nil }), nil
+	}
+	left := b.AddSource("left", []processor.TopicRef{{Name: "left"}}, "", pass)
+	right := b.AddSource("right", []processor.TopicRef{{Name: "right"}}, "", pass)
+	rep := b.AddSource("rep", []processor.TopicRef{{Name: "rep-repartition", Internal: true}}, "", pass)
+	self := b.AddSource("self", []processor.TopicRef{{Name: "self"}}, "", pass)
+	b.AddInternalTopic(processor.InternalTopic{Ref: processor.TopicRef{Name: "rep-repartition", Internal: true}})
+	b.AddSink("to-rep", &processor.TopicRef{Name: "rep-repartition", Internal: true}, "", nil, self)
 	b.CoPartition("join a", left, right, rep)
 	b.CoPartition("join b", self, self)
 	topo, err := b.Build()

@@ -1,4 +1,4 @@
-package processor
+package runner
 
 // Exactly-once: every commit interval is one transaction of the instance's
 // producer, covering what the tasks sent (outputs, changelog, repartition
@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/kappa-streams/kappa/processor"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -160,10 +162,10 @@ func (r *Runtime) abortAndReopen(ctx context.Context) error {
 // changelogs. The open transaction has been aborted; reopen begins the
 // next. r.mu is held.
 func (r *Runtime) reopen(ctx context.Context) error {
-	all := make(map[TaskID]bool, len(r.tasks))
+	all := make(map[processor.TaskID]bool, len(r.tasks))
 	for id, t := range r.tasks {
 		all[id] = true
-		r.setState(t, TaskSuspended)
+		r.setState(t, processor.TaskSuspended)
 	}
 	r.closeTasks(all)
 	r.dirty = false
@@ -183,7 +185,7 @@ func (r *Runtime) tryReopen(ctx context.Context) {
 	if len(r.reopening) == 0 {
 		return
 	}
-	ids := make([]TaskID, 0, len(r.reopening))
+	ids := make([]processor.TaskID, 0, len(r.reopening))
 	for id := range r.reopening {
 		if _, open := r.tasks[id]; open {
 			delete(r.reopening, id) // assigned again meanwhile, from the committed offsets
@@ -213,7 +215,7 @@ const maxTxnFailures = 5
 // rewind sets the fetch positions of the tasks' input partitions to their
 // committed offsets, so their records since the last commit are fetched
 // and processed again.
-func (r *Runtime) rewind(ctx context.Context, ids []TaskID) error {
+func (r *Runtime) rewind(ctx context.Context, ids []processor.TaskID) error {
 	offs, err := kadm.NewClient(r.cl).FetchOffsets(ctx, r.cfg.Plan.AppID)
 	if err != nil {
 		return fmt.Errorf("processor: committed offsets: %w", err)

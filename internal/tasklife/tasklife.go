@@ -1,0 +1,79 @@
+// Package tasklife holds the operations that drive a task through its
+// life cycle: creating it, restoring its stores, feeding it records,
+// committing and closing it. Only Kappa's runtime (internal/runner) and
+// its test driver (streamtest) call them.
+//
+// They are not methods of processor.Task, because code that is handed a
+// *processor.Task (the node factories of a topology) must not drive it.
+// Package processor registers its implementation here when it is
+// initialized; this package cannot import processor, which imports it.
+package tasklife
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ChangelogReader reads changelog partitions for a restore.
+type ChangelogReader interface {
+	// EndOffset returns the offset after the last record of the
+	// partition: where a restore that starts now ends.
+	EndOffset(ctx context.Context, topic string, partition int32) (int64, error)
+	// ReadChangelog calls apply with batches of the records of topic's
+	// partition, from offset from up to the partition's end as of the
+	// call. It returns the offset after the last record read.
+	ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) (next int64, err error)
+}
+
+// Ops are the life-cycle operations of one task. They must be called
+// from one goroutine at a time, the one that processes the task.
+type Ops interface {
+	// Restore brings every store of the task up to the end of its
+	// changelog, from the offset stored with its local data.
+	Restore(ctx context.Context, r ChangelogReader) error
+	// RestoreStreamTime sets the stream time the task had at its last
+	// commit, before it processes anything.
+	RestoreStreamTime(ms int64)
+	// Process runs one input record through the task.
+	Process(rec *kgo.Record) error
+	// NextWallClock returns when the next wall-clock punctuation is due,
+	// or zero when none is scheduled.
+	NextWallClock() time.Time
+	// PunctuateWallClock runs the wall-clock punctuations due at now.
+	PunctuateWallClock(now time.Time) error
+	// FlushStores writes the stores' caches to the stores' changelogs and
+	// children: the first step of a commit.
+	FlushStores() error
+	// CommitStores writes the flushed changes and their changelog
+	// positions to the local stores, once the commit has succeeded.
+	CommitStores() error
+	// MarkUnclean records in the task directory that its stores may be
+	// ahead of what is committed; MarkClean removes the mark after a
+	// clean close.
+	MarkUnclean() error
+	MarkClean() error
+	// Close closes the task's nodes and stores.
+	Close() error
+}
+
+var (
+	newTask any
+	opsOf   func(task any) Ops
+)
+
+// Register is called by package processor: newFn is its task constructor,
+// func(*processor.Topology, int, int32, *processor.TaskEnv)
+// (*processor.Task, error), and ops returns the Ops of a *processor.Task.
+func Register(newFn any, ops func(task any) Ops) { newTask, opsOf = newFn, ops }
+
+// New creates the task of partition partition of sub-topology sub of
+// topo. T is *processor.Task, Topo *processor.Topology and Env
+// *processor.TaskEnv.
+func New[T, Topo, Env any](topo Topo, sub int, partition int32, env Env) (T, error) {
+	return newTask.(func(Topo, int, int32, Env) (T, error))(topo, sub, partition, env)
+}
+
+// Of returns the life-cycle operations of task, a *processor.Task.
+func Of(task any) Ops { return opsOf(task) }
