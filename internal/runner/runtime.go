@@ -2,8 +2,6 @@ package runner
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +51,9 @@ type Runtime struct {
 	built chan struct{}
 	// txnID is the transactional ID under exactly-once, "" otherwise.
 	txnID string
+	// instance holds the instance's slot of the state directory, whose
+	// ID is in txnID; nil under at-least-once.
+	instance *state.Instance
 	// txnRecords counts the records sent in the open transaction.
 	txnRecords atomic.Int64
 	// txnFailures counts the transactions in a row that failed to commit.
@@ -137,11 +138,20 @@ func New(cfg Config) (*Runtime, error) {
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
 	if cfg.Guarantee == processor.ExactlyOnce {
-		// One transactional producer per instance. Its ID is unique per
-		// run: zombies are fenced by the group generation that every
-		// transactional offset commit carries (KIP-447), as in Kafka
-		// Streams' exactly_once_v2.
-		r.txnID = appID + "-" + randomID()
+		// One transactional producer per instance. Zombies are fenced by
+		// the group generation that every transactional offset commit
+		// carries (KIP-447), as in Kafka Streams' exactly_once_v2. The
+		// ID is the instance's slot of the state directory: unique among
+		// live instances, and the same after a crash and restart, so
+		// that the new producer aborts the transaction its predecessor
+		// left open at once (readers of committed data would otherwise
+		// wait for the transaction timeout).
+		inst, err := state.LockInstance(cfg.StateDir, appID)
+		if err != nil {
+			return nil, fmt.Errorf("processor: %w", err)
+		}
+		r.instance = inst
+		r.txnID = appID + "-" + inst.ID
 		opts = append(opts,
 			kgo.TransactionalID(r.txnID),
 			kgo.TransactionTimeout(max(10*time.Second, 2*cfg.CommitInterval)),
@@ -182,6 +192,7 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		r.instance.Close()
 		return nil, fmt.Errorf("processor: kafka client: %w", err)
 	}
 	r.cl = cl
@@ -516,6 +527,7 @@ func (r *Runtime) shutdown() {
 	r.mu.Unlock()
 	r.restoring.Wait()
 	r.changelogs.close()
+	r.instance.Close()
 	r.mu.Lock()
 }
 
@@ -524,11 +536,4 @@ func kerrFor(code int16) error {
 		return nil
 	}
 	return kerr.ErrorForCode(code)
-}
-
-// randomID returns 16 random hex digits.
-func randomID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
