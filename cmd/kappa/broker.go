@@ -25,7 +25,12 @@ Once it accepts connections it prints one line to stdout:
   kappa broker listening on 127.0.0.1:9092 (data in ./kappa-data)
 
 With --data-dir, topics, records, offsets and groups survive a restart;
---data-dir "" keeps everything in memory.`
+--data-dir "" keeps everything in memory.
+
+With --auto-create-topics, a client that asks for a topic that does not
+exist creates it with --partitions partitions, as a Kafka broker with
+auto.create.topics.enable does; "kappa produce" then writes to new topics
+without "kappa topics create". The line then ends "; topics auto-created)".`
 
 // runBroker implements "kappa broker": it runs an embedded broker until ctx
 // is canceled.
@@ -35,6 +40,7 @@ func runBroker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	dataDir := c.String("data-dir", "./kappa-data", "`DIR` directory that keeps the data across restarts; \"\" keeps it in memory")
 	parts := &intFlag{v: 3, min: 1, max: math.MaxInt32}
 	c.Var(parts, "partitions", "give topics created without a count `N` partitions")
+	autoCreate := c.Bool("auto-create-topics", false, "create a topic when a client asks for one that does not exist (default off)")
 	pos, err := c.parse(args, stdout)
 	if err != nil {
 		return err
@@ -51,6 +57,10 @@ func runBroker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if *dataDir != "" {
 		opts = append(opts, broker.DataDir(*dataDir))
 		where = "data in " + *dataDir
+	}
+	if *autoCreate {
+		opts = append(opts, broker.AutoCreateTopics())
+		where += "; topics auto-created"
 	}
 	b, err := broker.NewEmbedded(opts...)
 	if err != nil {

@@ -28,7 +28,9 @@ var commands = []command{
 	{"topics", "list, create, describe or delete topics", true, runTopics},
 	{"produce", "write lines from stdin to a topic, one record per line", true, runProduce},
 	{"consume", "print a topic's records, one per line", true, runConsume},
-	{"describe", "print a registered topology", false, runDescribe},
+	{"groups", "list consumer groups, or describe members, offsets and lag", true, runGroups},
+	{"reset", "reset an application to reprocess its input from the start", true, runReset},
+	{"describe", "print a topology as text, Graphviz DOT or Mermaid", false, runDescribe},
 }
 
 // main runs the command named by os.Args and exits with its status.
@@ -87,11 +89,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd := commands[i]
 	if len(global) > 0 {
 		if !cmd.conn {
-			return exitStatus(&usageError{path: name, msg: fmt.Sprintf("%s is a connection flag; only topics, produce and consume take them", global[0])}, stderr)
+			return exitStatus(&usageError{path: name, msg: fmt.Sprintf("%s is a connection flag; only %s take them", global[0], connCommands())}, stderr)
 		}
-		// Put them after the command, and after the action of "topics".
+		// Put them after the command, and after the action of "topics"
+		// and "groups".
 		at := 0
-		if name == "topics" && len(rest) > 0 {
+		if (name == "topics" || name == "groups") && len(rest) > 0 {
 			at = 1
 		}
 		rest = slices.Insert(slices.Clone(rest), at, global...)
@@ -112,6 +115,21 @@ func exitStatus(err error, stderr io.Writer) int {
 	return 1
 }
 
+// connCommands lists the commands that take the connection flags, as
+// "a, b and c".
+func connCommands() string {
+	var names []string
+	for _, c := range commands {
+		if c.conn {
+			names = append(names, c.name)
+		}
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
 // printUsage writes the summary of all commands.
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, `kappa is the command-line tool of Kappa, a stream-processing framework on Kafka.
@@ -125,9 +143,9 @@ Commands:
 		fmt.Fprintf(w, "  %-9s  %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "  %-9s  %s\n", "help", "print this summary, or a command's help with 'kappa help <command>'")
-	fmt.Fprint(w, `
-Connection flags of topics, produce and consume (before or after the command):
-`)
+	fmt.Fprintf(w, `
+Connection flags of %s (before or after the command):
+`, connCommands())
 	cf := newCmdFlags("", "", "")
 	addConnFlags(cf)
 	printFlags(w, cf.FlagSet, func(*flag.Flag) bool { return true })

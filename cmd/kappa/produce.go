@@ -11,7 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kappa-streams/kappa/broker"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Limits of produce.
@@ -33,6 +36,10 @@ With --key-separator, the text before the first separator is the record's
 key and the text after it is the value; a line without the separator is a
 record with a nil key. Without --key-separator every line is a value with a
 nil key.
+
+A TOPIC that does not exist is an error, unless the cluster creates
+topics on demand (auto.create.topics.enable, or "kappa broker
+--auto-create-topics"): produce then asks it to, and says so on stderr.
 
 Keyed records go to the partition Kafka's own clients pick (murmur2 of the
 key), which is also the partition a Kappa application writes that key to,
@@ -67,6 +74,9 @@ func runProduce(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	defer conn.Close()
 	counts, err := conn.Admin().PartitionCounts(ctx, topic)
+	if errors.Is(err, broker.ErrTopicNotFound) {
+		counts, err = autoCreate(ctx, conn, topic, stderr)
+	}
 	if err != nil {
 		return topicError(err)
 	}
@@ -177,6 +187,47 @@ read:
 		errs = append(errs, fmt.Errorf("produce to %s: %w", topic, prodErr))
 	}
 	return errors.Join(errs...)
+}
+
+// autoCreate asks the cluster for topic's metadata, allowing it to create
+// the topic, as a broker with auto.create.topics.enable (or "kappa broker
+// --auto-create-topics") does. It returns the partition count of the
+// topic it created, or the original not-found error when the cluster does
+// not create topics. ctx bounds the request.
+func autoCreate(ctx context.Context, conn *broker.Conn, topic string, stderr io.Writer) (map[string]int32, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = []kmsg.MetadataRequestTopic{rt}
+	req.AllowAutoTopicCreation = true
+	// A Kafka broker answers LEADER_NOT_AVAILABLE while the topic it has
+	// just created elects its leaders: ask again for a few seconds.
+	for range 20 {
+		resp, err := req.RequestWith(ctx, conn.Client())
+		if err != nil {
+			return nil, fmt.Errorf("produce: topic %q: %w", topic, err)
+		}
+		var code int16 = kerr.UnknownTopicOrPartition.Code
+		var n int
+		for _, t := range resp.Topics {
+			if t.Topic != nil && *t.Topic == topic {
+				code, n = t.ErrorCode, len(t.Partitions)
+			}
+		}
+		switch {
+		case code == 0 && n > 0:
+			fmt.Fprintf(stderr, "topic %s did not exist: the broker created it (%d partitions)\n", topic, n)
+			return map[string]int32{topic: int32(n)}, nil
+		case code != kerr.LeaderNotAvailable.Code:
+			return nil, fmt.Errorf("broker: topic %q: %w", topic, broker.ErrTopicNotFound)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil, fmt.Errorf("produce: topic %q was created but has no leader yet; try again", topic)
 }
 
 // readLines sends each line of r to lines (as a copy) until EOF or done,
