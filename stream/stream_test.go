@@ -388,3 +388,33 @@ func TestDescribe(t *testing.T) {
 		t.Fatalf("Describe:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestToTableAfterRekeyRepartitions checks that ToTable of a re-keyed
+// stream repartitions it, as Kafka Streams does: each key of the table
+// lives in the task of its own partition, where queries and joins look.
+func TestToTableAfterRekeyRepartitions(t *testing.T) {
+	b := stream.NewBuilder()
+	in := stream.From(b, "in", codec.String(), codec.String())
+	stream.SelectKey(in, func(_ string, v string) string { return v }).ToTable(stream.Materialized("by-value"))
+	topo := must[*processor.Topology](t)(b.Build())
+	if !strings.Contains(topo.Describe(), "-repartition") {
+		t.Fatalf("no repartition before the table of a re-keyed stream:\n%s", topo.Describe())
+	}
+	d := must[*streamtest.Driver](t)(streamtest.New(topo, streamtest.Partitions("in", 4)))
+	defer d.Close()
+	input := streamtest.NewInput(d, "in", codec.String(), codec.String())
+	for i := range 40 {
+		input.Pipe(fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i))
+	}
+	for i := range 40 {
+		v := fmt.Sprintf("v%d", i)
+		p := int(processor.KeyPartition([]byte(v), 4))
+		kv, err := streamtest.KeyValueStore[string, string](d, "by-value", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := kv.Get(v); err != nil || !ok || got != v {
+			t.Errorf("key %s not in the store of its partition %d: %q %t %v", v, p, got, ok, err)
+		}
+	}
+}

@@ -40,16 +40,24 @@ func TableFrom[K, V any](b *Builder, topic string, kc codec.Codec[K], vc codec.C
 }
 
 // ToTable reads the stream as a table: each record upserts its key, a
-// tombstone deletes it.
+// tombstone deletes it. A stream whose keys were changed (SelectKey, Map,
+// FlatMap, Process) is repartitioned first, as in Kafka Streams, so that
+// each key lives in the task of its partition, where interactive queries
+// and joins look for it.
 func (s Stream[K, V]) ToTable(opts ...Option) Table[K, V] {
 	c := parse[K, V](s.b, "ToTable", opts)
-	return toTable(s, s.b.nodeName(c.name, "TOTABLE"), c)
+	name := s.b.nodeName(c.name, "TOTABLE")
+	if s.rekeyed {
+		s = repartition(s, name, c, nil)
+	}
+	return toTable(s, name, c)
 }
 
 func toTable[K, V any](s Stream[K, V], name string, c config[K, V]) Table[K, V] {
 	spec := c.storeSpec(name)
 	kc, vc := known(s.b, pick(c.kc, s.kc)), known(s.b, pick(c.vc, s.vc))
 	requireCodecs(s.b, "ToTable", name, kc, vc)
+	spec.Keys = state.KeysOf(kc)
 	f := func(t *processor.Task, cs []processor.Child) (any, error) {
 		out, err := children[K, Change[V]](cs)
 		if err != nil {
