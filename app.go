@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/kappa-streams/kappa/broker"
 	"github.com/kappa-streams/kappa/internal/runner"
 	"github.com/kappa-streams/kappa/processor"
+	"github.com/kappa-streams/kappa/query"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -26,8 +28,13 @@ type App struct {
 	cfg  config
 	log  *slog.Logger
 
+	stores *query.Stores
+	// metrics are the app's metrics, set up by New (see metrics.go).
+	metrics appMetrics
+
 	mu      sync.Mutex
 	rt      *runner.Runtime
+	ln      net.Listener // the HTTP listener while running
 	running bool
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -55,7 +62,11 @@ func New(topo *processor.Topology, opts ...Opt) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &App{topo: topo, cfg: cfg, log: log.With("app", cfg.appID)}, nil
+	a := &App{topo: topo, cfg: cfg, log: log.With("app", cfg.appID), stores: query.NewStores(topo)}
+	if err := a.initMetrics(); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // Run connects, creates the topics the topology needs, joins the group and
@@ -99,6 +110,15 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	endpoint, err := a.listen()
+	if err != nil {
+		return err
+	}
+	stopHTTP, err := a.serve(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
 	rt, err := runner.New(runner.Config{
 		Topology:         a.topo,
 		Plan:             plan,
@@ -115,6 +135,9 @@ func (a *App) Run(ctx context.Context) error {
 		StateDir:         a.cfg.stateDir,
 		CacheBytes:       a.cfg.cacheBytes,
 		MaxTaskIdle:      a.cfg.maxTaskIdle,
+		Endpoint:         endpoint,
+		Metrics:          a.metrics.runner,
+		UserClientOpts:   a.cfg.clientOpts,
 	})
 	if err != nil {
 		return err
@@ -122,6 +145,8 @@ func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.rt = rt
 	a.mu.Unlock()
+	a.stores.SetBackend(rt)
+	defer a.stores.SetBackend(nil)
 	a.log.Info("running", "tasks", plan.Tasks, "brokers", a.cfg.seeds)
 	err = rt.Run(ctx)
 	a.log.Info("stopped", "error", err)

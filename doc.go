@@ -45,6 +45,18 @@
 // kappa.offset, kappa.task). Processing continues. OnError(FailFast)
 // stops the app instead with a *processor.RecordError.
 //
+// # Queries, metrics and probes
+//
+// HTTP("127.0.0.1:8080") opens one listener per instance with /metrics
+// (Prometheus, kappa_* metrics; see MetricsRegistry), /healthz, /readyz
+// (ready once joined and every task restored), /topology (text, DOT or
+// Mermaid) and the interactive-query API under /v1/stores (package query):
+// any instance answers a key of any store, asking the instance that holds
+// it. App.Stores gives typed reads of the local stores, and App.Metadata
+// says where a key lives. Handle adds the app's own endpoints to the same
+// listener. Dead-lettered records are counted and logged, at most one line
+// per task every few seconds.
+//
 // # Topics
 //
 // Input topics must exist. The App creates its internal topics (repartition

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"regexp"
 	"time"
 
 	"github.com/kappa-streams/kappa/broker"
 	"github.com/kappa-streams/kappa/processor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Opt configures an App.
@@ -33,6 +36,18 @@ type config struct {
 	cacheBytes       *int64
 	maxTaskIdle      time.Duration
 	guarantee        ProcessingGuarantee
+	httpAddr         string
+	appServer        string
+	metricsReg       prometheus.Registerer
+	metricsRegSet    bool
+	clientOpts       []kgo.Opt
+	handlers         []handler
+}
+
+// handler is a user's HTTP handler on the app's listener.
+type handler struct {
+	pattern string
+	h       http.Handler
 }
 
 // ErrorPolicy says what happens to a record that fails to decode or whose
@@ -165,6 +180,55 @@ func CacheBytes(n int64) Opt { return func(c *config) { c.cacheBytes = &n } }
 // with the inputs it has, as Kafka Streams does after max.task.idle.ms.
 func MaxTaskIdle(d time.Duration) Opt { return func(c *config) { c.maxTaskIdle = d } }
 
+// HTTP serves the instance's HTTP endpoints on addr (host:port; port 0
+// picks a free one): /metrics, /healthz, /readyz, /topology and the
+// interactive-query API under /v1/stores (see package query). It is off
+// unless set; bind to loopback ("127.0.0.1:8080") unless other machines
+// must reach it. The instance advertises the address to its group for
+// query routing unless ApplicationServer gives another.
+func HTTP(addr string) Opt { return func(c *config) { c.httpAddr = addr } }
+
+// Handle serves h for pattern (a net/http ServeMux pattern, such as
+// "GET /v1/rank") on the listener HTTP opens, beside Kappa's own
+// endpoints, so that an app's API and its queries share one address. A
+// pattern that conflicts with Kappa's endpoints makes Run fail.
+func Handle(pattern string, h http.Handler) Opt {
+	return func(c *config) { c.handlers = append(c.handlers, handler{pattern, h}) }
+}
+
+// ApplicationServer sets the host:port other instances use to reach this
+// one's query API, as Kafka Streams' application.server does: it is
+// advertised in the group's metadata, so that every instance knows which
+// instance holds each key. Set it when the HTTP address is not the one
+// others can reach (a wildcard bind, a container's port mapping).
+func ApplicationServer(hostPort string) Opt { return func(c *config) { c.appServer = hostPort } }
+
+// MetricsRegistry registers the app's metrics (kappa_*, see docs/metrics.md)
+// in reg, overriding the default of a registry of the app's own, which also
+// holds the Go runtime and process collectors. The HTTP listener's
+// /metrics serves reg when it is also a prometheus.Gatherer (a
+// *prometheus.Registry is), and the app's own registry otherwise. An app
+// ID's metrics can be registered once per registry: give each instance of
+// one app in a process its own registry. nil turns the metrics off: nothing
+// is registered or measured, /metrics is empty.
+func MetricsRegistry(reg prometheus.Registerer) Opt {
+	return func(c *config) { c.metricsReg, c.metricsRegSet = reg, true }
+}
+
+// ClientOpts passes franz-go options to the instance's main Kafka client,
+// the one that joins the group, consumes and produces, after the connection
+// options (Brokers, BrokerOptions) and before Kappa's own, which win where
+// they conflict (the group, the topics, commits, partitioning). They are
+// not given to the client that reads changelogs and global tables. The
+// default is none. Use them for client hooks, such as franz-go's kprom
+// metrics (module github.com/twmb/franz-go/plugin/kprom):
+//
+//	m := kprom.NewMetrics("kappa_client", kprom.Registry(reg))
+//	app, err := kappa.New(topo, ..., kappa.MetricsRegistry(reg), kappa.ClientOpts(kgo.WithHooks(m)))
+func ClientOpts(opts ...kgo.Opt) Opt {
+	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
+}
+
 var validAppID = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 // validate reports every problem, each naming the option and the fix.
@@ -173,8 +237,8 @@ func (c *config) validate() error {
 	switch {
 	case c.appID == "":
 		errs = append(errs, errors.New(`kappa: AppID is required: pass kappa.AppID("my-app")`))
-	case !validAppID.MatchString(c.appID) || len(c.appID) > 200:
-		errs = append(errs, fmt.Errorf("kappa: AppID(%q): use at most 200 ASCII letters, digits, '.', '_' and '-' (it names the group and topics)", c.appID))
+	case !validAppID.MatchString(c.appID) || c.appID == "." || c.appID == ".." || len(c.appID) > 200:
+		errs = append(errs, fmt.Errorf("kappa: AppID(%q): use at most 200 ASCII letters, digits, '.', '_' and '-', not . or .. alone (it names the group, the topics and a directory)", c.appID))
 	}
 	if len(c.seeds) == 0 {
 		errs = append(errs, errors.New(`kappa: Brokers is required: pass kappa.Brokers("127.0.0.1:9092"), or the addresses of an embedded broker (broker.NewEmbedded().Addrs())`))
@@ -212,6 +276,27 @@ func (c *config) validate() error {
 	}
 	if c.rebalanceTimeout < 0 || (c.rebalanceTimeout > 0 && c.rebalanceTimeout < time.Second) {
 		errs = append(errs, fmt.Errorf("kappa: RebalanceTimeout(%v): must be at least 1s, the time instances have to rejoin a rebalance", c.rebalanceTimeout))
+	}
+	if c.httpAddr != "" {
+		if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {
+			errs = append(errs, fmt.Errorf("kappa: HTTP(%q): want host:port, for example 127.0.0.1:8080", c.httpAddr))
+		}
+	}
+	if len(c.handlers) > 0 && c.httpAddr == "" {
+		errs = append(errs, fmt.Errorf("kappa: Handle(%q) without HTTP: also pass kappa.HTTP(addr), the listener to serve it on", c.handlers[0].pattern))
+	}
+	for _, h := range c.handlers {
+		if h.h == nil {
+			errs = append(errs, fmt.Errorf("kappa: Handle(%q): nil handler", h.pattern))
+		}
+	}
+	if c.appServer != "" {
+		if host, port, err := net.SplitHostPort(c.appServer); err != nil || host == "" || port == "" || port == "0" {
+			errs = append(errs, fmt.Errorf("kappa: ApplicationServer(%q): want the host:port others reach this instance at, for example app-1.internal:8080", c.appServer))
+		}
+		if c.httpAddr == "" {
+			errs = append(errs, fmt.Errorf("kappa: ApplicationServer(%q) without HTTP: also pass kappa.HTTP(addr), the listener it points to", c.appServer))
+		}
 	}
 	if c.sessionTimeout < 0 {
 		errs = append(errs, fmt.Errorf("kappa: SessionTimeout(%v): must be positive", c.sessionTimeout))

@@ -82,7 +82,7 @@ func runCount(args []string) error {
 	}
 	title := fmt.Sprintf("W2 count: %d records, %d partitions, %d-byte values, %d distinct keys, commit interval %v, %d run(s); records/s are input records",
 		f.records, f.partitions, f.valueSize, w2Keys, *every, f.runs)
-	printTable(os.Stdout, title, "count", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}})
+	printTable(os.Stdout, title, "count", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"}})
 	return nil
 }
 
@@ -184,6 +184,10 @@ func w2Contenders(every time.Duration, cacheBytes int64) []contender {
 				"at each commit and on stop: Produce the changed counts, Flush, commit"},
 		{key: "kappa", name: "kappa", run: func(ctx context.Context, j job) error { return kappaW2(ctx, j, every, cacheBytes) },
 			notes: kappaW2Notes(cacheBytes)},
+		{key: "kappa-off", name: "kappa, metrics off", run: func(ctx context.Context, j job) error { return kappaW2With(ctx, j, every, cacheBytes, metricsOff) },
+			notes: metricsOffNotes},
+		{key: "kappa-on", name: "kappa, metrics scraped", run: func(ctx context.Context, j job) error { return kappaW2With(ctx, j, every, cacheBytes, metricsScraped) },
+			notes: metricsScrapedNotes},
 		{key: "goka", name: "goka", run: func(ctx context.Context, j job) error { return gokaW2(ctx, j, every) },
 			notes: "goka " + gokaVersion + ", sarama " + saramaVersion + " (protocol V2_1_0_0); group table (Persist) in goka's default LevelDB storage, Emit per record; no compression"},
 	}
@@ -334,13 +338,18 @@ func kappaCountContender(every time.Duration, cacheBytes int64, what string) con
 
 // kappaW2 is W2 as a Kappa topology, run by runKappa.
 func kappaW2(ctx context.Context, j job, every time.Duration, cacheBytes int64) error {
+	return kappaW2With(ctx, j, every, cacheBytes, metricsDefault)
+}
+
+// kappaW2With is kappaW2 with its metrics kept as m says.
+func kappaW2With(ctx context.Context, j job, every time.Duration, cacheBytes int64, m metricsMode) error {
 	b := stream.NewBuilder()
 	stream.From(b, j.In, codec.String(), codec.Bytes()).
 		GroupByKey().
 		Count(stream.Materialized("counts")).
 		ToStream().
 		To(j.Out, stream.With(codec.String(), codec.Int64()))
-	return runKappa(ctx, j, b, "bench-count-kappa-", every, cacheBytes)
+	return runKappaWith(ctx, j, b, "bench-count-kappa-", every, cacheBytes, m)
 }
 
 // runKappa builds b's topology and runs it as j's application until ctx
@@ -348,17 +357,23 @@ func kappaW2(ctx context.Context, j job, every time.Duration, cacheBytes int64) 
 // cacheBytes is not negative, the record-cache budget, in a fresh state
 // directory named from dirPattern (as os.MkdirTemp's pattern).
 func runKappa(ctx context.Context, j job, b *stream.Builder, dirPattern string, every time.Duration, cacheBytes int64) error {
+	return runKappaWith(ctx, j, b, dirPattern, every, cacheBytes, metricsDefault)
+}
+
+// runKappaWith is runKappa with the app's metrics kept as m says.
+func runKappaWith(ctx context.Context, j job, b *stream.Builder, dirPattern string, every time.Duration, cacheBytes int64, m metricsMode) error {
 	dir, err := os.MkdirTemp("", dirPattern)
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	app, err := newKappaApp(j, b, dir, every, cacheBytes)
+	mopts, reg := m.opts()
+	app, err := newKappaApp(j, b, dir, every, cacheBytes, mopts...)
 	if err != nil {
 		return err
 	}
 	j.Progress.Report(app.Processed)
-	return app.Run(ctx)
+	return m.run(ctx, app, reg)
 }
 
 // newKappaApp builds b's topology into an app of j's application ID with

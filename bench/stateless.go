@@ -80,7 +80,7 @@ func runStateless(args []string) error {
 	}
 	title := fmt.Sprintf("W1 stateless: %d records (%d pass the filter), %d partitions, %d-byte values, %d distinct keys, %d run(s)",
 		f.records, exp.Count, f.partitions, f.valueSize, w1Keys, f.runs)
-	printTable(os.Stdout, title, "stateless", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}})
+	printTable(os.Stdout, title, "stateless", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"}})
 	return nil
 }
 
@@ -156,6 +156,10 @@ func w1Contenders() []contender {
 		{key: "raw1", name: "raw1", run: func(ctx context.Context, j job) error { return rawW1Workers(ctx, j, 1) }},
 		{key: "kappa", name: "kappa", run: kappaW1,
 			notes: "From(codec.String, codec.Bytes) → Filter → MapValues → To; default options"},
+		{key: "kappa-off", name: "kappa, metrics off", run: func(ctx context.Context, j job) error { return kappaW1With(ctx, j, metricsOff) },
+			notes: metricsOffNotes},
+		{key: "kappa-on", name: "kappa, metrics scraped", run: func(ctx context.Context, j job) error { return kappaW1With(ctx, j, metricsScraped) },
+			notes: metricsScrapedNotes},
 		{key: "goka", name: "goka", run: gokaW1,
 			notes: "goka " + gokaVersion + ", sarama " + saramaVersion + " (protocol V2_1_0_0), no compression, FNV partitioner (goka default)"},
 	}
@@ -268,7 +272,10 @@ func processParallel(fs kgo.Fetches, workers int, fn func(kgo.FetchTopicPartitio
 }
 
 // kappaW1 is W1 as a Kappa topology, with default options.
-func kappaW1(ctx context.Context, j job) error {
+func kappaW1(ctx context.Context, j job) error { return kappaW1With(ctx, j, metricsDefault) }
+
+// kappaW1With is kappaW1 with its metrics kept as m says.
+func kappaW1With(ctx context.Context, j job, m metricsMode) error {
 	b := stream.NewBuilder()
 	src := stream.From(b, j.In, codec.String(), codec.Bytes())
 	kept := src.Filter(func(_ string, v []byte) bool { return keepW1(v) })
@@ -277,11 +284,12 @@ func kappaW1(ctx context.Context, j job) error {
 	if err != nil {
 		return err
 	}
-	app, err := kappa.New(topo, kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false))
+	mopts, reg := m.opts()
+	app, err := kappa.New(topo, append([]kappa.Opt{kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false)}, mopts...)...)
 	if err != nil {
 		return err
 	}
-	return app.Run(ctx)
+	return m.run(ctx, app, reg)
 }
 
 const (

@@ -10,7 +10,8 @@
 // in two. Each partition of a sub-topology's inputs is one [Task], which
 // owns an instance of every node of the sub-topology and processes one
 // record at a time, in offset order per partition. [Topology.Describe]
-// prints the graph in the layout of Kafka Streams.
+// prints the graph in the layout of Kafka Streams, and [Topology.Diagram]
+// draws it in Graphviz DOT or Mermaid.
 //
 // # The Processor API
 //

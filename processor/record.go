@@ -2,6 +2,8 @@ package processor
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -40,3 +42,17 @@ type TaskID struct {
 }
 
 func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, id.Partition) }
+
+// ParseTaskID parses the form String returns, "<sub-topology>_<partition>".
+func ParseTaskID(s string) (TaskID, error) {
+	var id TaskID
+	sub, part, ok := strings.Cut(s, "_")
+	if ok {
+		n, err1 := strconv.Atoi(sub)
+		p, err2 := strconv.ParseInt(part, 10, 32)
+		if err1 == nil && err2 == nil && n >= 0 && p >= 0 {
+			return TaskID{SubTopology: n, Partition: int32(p)}, nil
+		}
+	}
+	return id, fmt.Errorf("processor: task ID %q is not <sub-topology>_<partition>", s)
+}

@@ -20,6 +20,10 @@ type StoreSpec struct {
 	// Segments, when set, makes the engine a *state.Segmented: a window
 	// or session store whose data expires by time.
 	Segments *SegmentSpec
+	// Keys parses and encodes the store's keys, for interactive queries:
+	// a key's encoding gives its partition. nil makes the store
+	// unqueryable by key.
+	Keys state.Keys
 }
 
 // SegmentSpec sizes the segments of a window or session store, in ms.

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kappa-streams/kappa/internal/tasklife"
+	"github.com/kappa-streams/kappa/metrics"
 	"github.com/kappa-streams/kappa/state"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -75,7 +77,16 @@ type TaskEnv struct {
 	// its stores wiped at open, to be restored from the committed
 	// changelogs.
 	ExactlyOnce bool
+	// Metrics makes tasks keep the metrics that cost something per record:
+	// TaskStats.ProducedTo, EndToEnd and the stream-time part of
+	// Punctuation.
+	Metrics bool
 }
+
+// EndToEndSampling is how many of the records a task sends count one
+// in TaskStats.EndToEnd: the first, then every EndToEndSampling-th. A
+// clock read per record sent cost W1 some 4% of its throughput.
+const EndToEndSampling = 16
 
 // DLQTopic returns the dead-letter topic of application appID.
 func DLQTopic(appID string) string { return appID + "-dlq" }
@@ -143,6 +154,19 @@ type TaskStats struct {
 	Restored atomic.Int64 // changelog records applied while restoring
 	// RestoreTotal is the changelog records the current restore expects.
 	RestoreTotal atomic.Int64
+	// DeadLettersBy counts DeadLetters by reason: metrics.ReasonDecode,
+	// ReasonPanic and ReasonProcess (the HeaderKind of input records and
+	// punctuations), and ReasonResult (results, see ForwardFailed).
+	DeadLettersBy metrics.Counts
+	// ProducedTo counts Produced by topic, and EndToEnd holds, for one in
+	// EndToEndSampling of those records, the time from its timestamp to
+	// its send; both only when TaskEnv.Metrics is set.
+	ProducedTo metrics.Counts
+	EndToEnd   metrics.Histogram
+	// Punctuation holds the durations of the punctuations that fired
+	// (those due at one point in stream time, or in wall-clock time), when
+	// TaskEnv.Metrics is set.
+	Punctuation metrics.Histogram
 }
 
 // StreamTimeMillis returns the task's stream time in Unix ms, or -1 before
@@ -185,11 +209,24 @@ type Task struct {
 	stores map[string]*taskStore
 	order  []string // store names in open order
 	puncts []*punctuator
-	late   map[string]*atomic.Int64 // late records dropped, by node
+	late   metrics.Counts // late records dropped, by node
+	// dlqLogged is when the task last logged a dead-lettered record, and
+	// dlqQuiet how many it has not logged since.
+	dlqLogged time.Time
+	dlqQuiet  int64
+	// sent counts the records sent, to sample the end-to-end latency.
+	sent uint32
 	// streamTime is the largest record timestamp seen, in Unix ms.
 	streamTime int64
 	// priorStreamTime is streamTime before the current record.
 	priorStreamTime int64
+	// mu is held by every life-cycle operation that changes the task's
+	// stores (processing, punctuation, flush, commit, close) and by
+	// interactive queries, which read the stores from other goroutines:
+	// a query sees the state between two records, never within one.
+	mu sync.Mutex
+	// closed is set by close, under mu.
+	closed bool
 }
 
 // newTask instantiates sub-topology sub for one partition.
@@ -266,25 +303,17 @@ func (t *Task) Drop() { t.stats.Dropped.Add(1) }
 // and per node (LateByNode), and logs it at debug level.
 func (t *Task) DropLate(node string, ts, streamTime int64) {
 	t.stats.Late.Add(1)
-	if t.late == nil {
-		t.late = make(map[string]*atomic.Int64)
-	}
-	c := t.late[node]
-	if c == nil {
-		c = new(atomic.Int64)
-		t.late[node] = c
-	}
-	c.Add(1)
+	t.late.Add(node, 1)
 	t.log.Debug("late record dropped", "node", node, "timestamp", ts, "stream_time", streamTime,
 		"topic", t.meta.Topic, "partition", t.meta.Partition, "offset", t.meta.Offset)
 }
 
-// LateByNode returns the late records each node dropped. Call it from the
-// task's goroutine.
+// LateByNode returns the late records each node dropped. It may be called
+// from any goroutine.
 func (t *Task) LateByNode() map[string]int64 {
-	out := make(map[string]int64, len(t.late))
-	for n, c := range t.late {
-		out[n] = c.Load()
+	out := t.late.Snapshot()
+	if out == nil {
+		out = make(map[string]int64)
 	}
 	return out
 }
@@ -302,6 +331,13 @@ func (t *Task) OnClose(fn func() error) { t.closer = append(t.closer, fn) }
 // Send hands an output record to the collector.
 func (t *Task) Send(rec *RawRecord) {
 	t.stats.Produced.Add(1)
+	if t.env.Metrics {
+		t.stats.ProducedTo.Add(rec.Topic, 1)
+		if t.sent%EndToEndSampling == 0 && !rec.Timestamp.IsZero() {
+			t.stats.EndToEnd.Observe(time.Since(rec.Timestamp))
+		}
+		t.sent++
+	}
 	t.env.Collector.Send(rec)
 }
 
@@ -343,7 +379,28 @@ func (t *Task) process(r *RawRecord) error {
 	} else if err = t.fail(r, err); err != nil {
 		return err
 	}
-	return t.punctuateStreamTime()
+	if len(t.puncts) == 0 {
+		return nil
+	}
+	if !t.env.Metrics || !t.streamTimeDue() {
+		return t.punctuateStreamTime() // may start punctuators scheduled before any record
+	}
+	start := time.Now()
+	err = t.punctuateStreamTime()
+	t.stats.Punctuation.Observe(time.Since(start))
+	return err
+}
+
+// streamTimeDue reports whether a stream-time punctuator is due at the
+// current stream time, so that punctuateStreamTime fires it.
+func (t *Task) streamTimeDue() bool {
+	now := t.StreamTime()
+	for _, p := range t.puncts {
+		if !p.done && p.kind == StreamTime && !p.next.IsZero() && !now.Before(p.next) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Task) run(src RawReceiver, r *RawRecord) (err error) {
@@ -366,7 +423,7 @@ func (t *Task) run(src RawReceiver, r *RawRecord) (err error) {
 // error, which stops the task. Call it from the task's goroutine.
 func (t *Task) ForwardFailed(from string, key, value []byte, err error) error {
 	at := &RawRecord{Topic: from, Partition: t.ID.Partition, Offset: -1, Key: key, Value: value, Timestamp: t.changelogTime()}
-	return t.fail(at, fmt.Errorf("forward from %q: %w", from, err))
+	return t.failAs(at, fmt.Errorf("forward from %q: %w", from, err), true)
 }
 
 // Guard runs fn, which forwards a result downstream, and turns a panic of
@@ -381,7 +438,13 @@ func (t *Task) Guard(fn func() error) (err error) {
 	return fn()
 }
 
-func (t *Task) fail(r *RawRecord, err error) error {
+// fail handles the failure err of an input record or a punctuation (r
+// locates it) by the error policy.
+func (t *Task) fail(r *RawRecord, err error) error { return t.failAs(r, err, false) }
+
+// failAs is fail; result says r is a result (ForwardFailed), which the
+// metrics count apart.
+func (t *Task) failAs(r *RawRecord, err error, result bool) error {
 	re := &RecordError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
 	var ne *NodeError
 	if errors.As(err, &ne) {
@@ -415,11 +478,33 @@ func (t *Task) fail(r *RawRecord, err error) error {
 	if n, perr := t.env.Partitions(dlq); perr == nil {
 		out.Partition = r.Partition % n
 	}
+	reason := kind
+	if result {
+		reason = metrics.ReasonResult
+	}
 	t.stats.DeadLetters.Add(1)
+	t.stats.DeadLettersBy.Add(reason, 1)
 	t.env.Collector.Send(out)
-	t.log.Warn("record sent to dead-letter topic", "topic", r.Topic, "partition", r.Partition,
-		"offset", r.Offset, "node", re.Node, "error", err)
+	t.logDeadLetter(r, re.Node, reason, err)
 	return nil
+}
+
+// deadLetterLogEvery bounds how often a task logs dead-lettered records.
+const deadLetterLogEvery = 5 * time.Second
+
+// logDeadLetter logs a dead-lettered record as a warning, at most one line
+// per deadLetterLogEvery per task: the line names the record and counts,
+// in "suppressed", the dead letters not logged since the previous line.
+// Every one is counted in Stats and in the metrics.
+func (t *Task) logDeadLetter(r *RawRecord, node, reason string, err error) {
+	now := t.now()
+	if since := now.Sub(t.dlqLogged); !t.dlqLogged.IsZero() && since >= 0 && since < deadLetterLogEvery {
+		t.dlqQuiet++
+		return
+	}
+	t.log.Warn("record sent to dead-letter topic", "topic", r.Topic, "partition", r.Partition,
+		"offset", r.Offset, "node", node, "reason", reason, "error", err, "suppressed", t.dlqQuiet)
+	t.dlqLogged, t.dlqQuiet = now, 0
 }
 
 // close closes every node of the task. It returns the errors joined.
@@ -456,12 +541,46 @@ type taskOps struct{ t *Task }
 func (o taskOps) Restore(ctx context.Context, r tasklife.ChangelogReader) error {
 	return o.t.restore(ctx, r)
 }
-func (o taskOps) RestoreStreamTime(ms int64)             { o.t.restoreStreamTime(ms) }
-func (o taskOps) Process(rec *RawRecord) error           { return o.t.process(rec) }
-func (o taskOps) NextWallClock() time.Time               { return o.t.nextWallClock() }
-func (o taskOps) PunctuateWallClock(now time.Time) error { return o.t.punctuateWallClock(now) }
-func (o taskOps) FlushStores() error                     { return o.t.flushStores() }
-func (o taskOps) CommitStores() error                    { return o.t.commitStores() }
-func (o taskOps) MarkUnclean() error                     { return o.t.markUnclean() }
-func (o taskOps) MarkClean() error                       { return o.t.markClean() }
-func (o taskOps) Close() error                           { return o.t.close() }
+func (o taskOps) RestoreStreamTime(ms int64)   { o.t.restoreStreamTime(ms) }
+func (o taskOps) NextWallClock() time.Time     { return o.t.nextWallClock() }
+func (o taskOps) MarkUnclean() error           { return o.t.markUnclean() }
+func (o taskOps) MarkClean() error             { return o.t.markClean() }
+func (o taskOps) Process(rec *RawRecord) error { return locked1(o.t, o.t.process, rec) }
+func (o taskOps) PunctuateWallClock(now time.Time) error {
+	return locked1(o.t, o.t.punctuateWallClock, now)
+}
+func (o taskOps) FlushStores() error  { return locked(o.t, o.t.flushStores) }
+func (o taskOps) CommitStores() error { return locked(o.t, o.t.commitStores) }
+func (o taskOps) Close() error {
+	return locked(o.t, func() error {
+		o.t.closed = true
+		return o.t.close()
+	})
+}
+
+// Read runs fn with the store name under the task's lock, unless the
+// task is closed.
+func (o taskOps) Read(name string, fn func(store any) error) error {
+	o.t.mu.Lock()
+	defer o.t.mu.Unlock()
+	if o.t.closed {
+		return state.ErrClosed
+	}
+	s, ok := o.t.Store(name)
+	if !ok {
+		return fmt.Errorf("processor: task %s has no store %q", o.t.ID, name)
+	}
+	return fn(s)
+}
+
+func locked(t *Task, fn func() error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return fn()
+}
+
+func locked1[A any](t *Task, fn func(A) error, a A) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return fn(a)
+}

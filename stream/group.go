@@ -3,6 +3,7 @@ package stream
 import (
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/processor"
+	"github.com/kappa-streams/kappa/state"
 )
 
 // Grouped is a stream grouped by key, ready for Count, Reduce or
@@ -84,6 +85,7 @@ func aggregate[K, V, VA any](g Grouped[K, V], kind string, init func() VA, apply
 	in := g.input(spec.Name)
 	kc, vac := known(b, pick(c.kc, in.kc)), known(b, c.vc)
 	requireCodecs(b, kind, name, kc, vac)
+	spec.Keys = state.KeysOf(kc)
 	n := b.pb.AddProcessor(name, func(t *processor.Task, cs []processor.Child) (any, error) {
 		out, err := children[K, Change[VA]](cs)
 		if err != nil {
@@ -198,6 +200,7 @@ func aggregateTable[K, V, VA any](g GroupedTable[K, V], kind string, init func()
 	spec := c.storeSpec(name)
 	kc, vac := known(b, pick(c.kc, g.s.kc)), known(b, c.vc)
 	requireCodecs(b, kind, name, kc, vac)
+	spec.Keys = state.KeysOf(kc)
 	n := b.pb.AddProcessor(name, func(t *processor.Task, cs []processor.Child) (any, error) {
 		out, err := children[K, Change[VA]](cs)
 		if err != nil {

@@ -162,6 +162,7 @@ func tableTableJoin[K, VL, VR, VO any](l Table[K, VL], r Table[K, VR], kind stri
 	var spec *processor.StoreSpec
 	if c.store != "" {
 		sp := c.storeSpec(name)
+		sp.Keys = state.KeysOf(kc)
 		spec = &sp
 		requireCodecs(b, "Join", name, kc, vc)
 	}

@@ -132,6 +132,7 @@ type StoreDef struct {
 // wants itself.
 func KeyValueStore[K, V any](name string, kc codec.Codec[K], vc codec.Codec[V], opts ...Option) StoreDef {
 	spec := storeDefSpec[K, V](name, opts)
+	spec.Keys = state.KeysOf(kc)
 	return StoreDef{spec: spec, open: func(t *processor.Task) error {
 		eng, sp, err := t.StoreEngine(name)
 		if err != nil {
@@ -181,6 +182,7 @@ func SessionStore[K, V any](name string, retention time.Duration, kc codec.Codec
 
 func windowStoreDef[K, V any](name string, retention time.Duration, kc codec.Codec[K], vc codec.Codec[V], session bool, opts []Option) StoreDef {
 	spec := storeDefSpec[K, V](name, opts)
+	spec.Keys = state.KeysOf(kc)
 	spec.Segments = windowSegments(retention)
 	spec.ChangelogConfigs = windowChangelogConfigs(retention)
 	var err error

@@ -138,6 +138,7 @@ func windowAggregate[K, V, VA any](ws WindowedStream[K, V], kind string, init fu
 	in := g.input(spec.Name)
 	kc, vac := known(b, pick(c.kc, in.kc)), known(b, c.vc)
 	requireCodecs(b, "windowed "+kind, name, kc, vac)
+	spec.Keys = state.KeysOf(kc)
 	_, session := w.(window.SessionWindows)
 	sliding, isSliding := w.(window.SlidingWindows)
 	// Sliding windows are created where records enter and leave them, so a

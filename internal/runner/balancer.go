@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 
@@ -18,16 +20,38 @@ const BalancerProtocol = "kappa-tasks"
 // partition p of every input of a sub-topology goes to the same member, as
 // joins and co-partitioned aggregations require. It is cooperative and
 // sticky: a task stays with its owner unless balance requires a move, and
-// only moved tasks are revoked. Members send no user data in their group
-// metadata.
+// only moved tasks are revoked.
+//
+// Each member's metadata carries its query endpoint (kappa.ApplicationServer)
+// as user data, and the leader sends every member, with its assignment,
+// which endpoint runs each task: so any instance can route a key to the
+// instance that holds it, as Kafka Streams' application.server does.
 type TaskBalancer struct {
 	appID string
 	topo  *processor.Topology
 	// subOf maps each resolved input topic to its sub-topology.
 	subOf map[string]int
-	// assigned is called on the leader with the task assignment it
+	// Endpoint is this member's query endpoint, "" if it has none.
+	Endpoint string
+	// OnBalance is called on the leader with the task assignment it
 	// computed, for tests and logs. May be nil.
 	OnBalance func(map[string][]processor.TaskID)
+	// OnHosts is called with the endpoint of every task's owner each
+	// time this member gets an assignment. May be nil.
+	OnHosts func(map[processor.TaskID]string)
+}
+
+// memberData is the user data of a member's metadata.
+type memberData struct {
+	V        int    `json:"v"`
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// assignmentData is the user data of every member's assignment: the
+// endpoint of each task's owner, for the members that have one.
+type assignmentData struct {
+	V     int                 `json:"v"`
+	Hosts map[string][]string `json:"hosts,omitempty"` // endpoint → task IDs
 }
 
 // NewTaskBalancer returns a balancer for topo running as appID.
@@ -58,6 +82,7 @@ func (b *TaskBalancer) JoinGroupMetadata(interests []string, current map[string]
 		owned.Partitions = current[topic]
 		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
 	}
+	meta.UserData, _ = json.Marshal(memberData{V: 1, Endpoint: b.Endpoint})
 	return meta.AppendTo(nil)
 }
 
@@ -71,9 +96,32 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	}
 }
 
-// ParseSyncAssignment implements kgo.GroupBalancer.
-func (*TaskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
-	return kgo.ParseConsumerSyncAssignment(assignment)
+// ParseSyncAssignment implements kgo.GroupBalancer. It hands the task
+// owners' endpoints to OnHosts.
+func (b *TaskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	var a kmsg.ConsumerMemberAssignment
+	if err := a.ReadFrom(assignment); err != nil {
+		return nil, fmt.Errorf("sync assignment parse failed: %v", err)
+	}
+	parts := make(map[string][]int32, len(a.Topics))
+	for _, t := range a.Topics {
+		parts[t.Topic] = t.Partitions
+	}
+	if b.OnHosts != nil {
+		hosts := make(map[processor.TaskID]string)
+		var data assignmentData
+		if len(a.UserData) > 0 && json.Unmarshal(a.UserData, &data) == nil {
+			for endpoint, ids := range data.Hosts {
+				for _, s := range ids {
+					if id, err := processor.ParseTaskID(s); err == nil {
+						hosts[id] = endpoint
+					}
+				}
+			}
+		}
+		b.OnHosts(hosts)
+	}
+	return parts, nil
 }
 
 // MemberBalancer implements kgo.GroupBalancer.
@@ -131,11 +179,23 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 		c, ok := prev[id]
 		return c.member, ok
 	})
+	endpoints := make([]string, len(members))
+	for i := range members {
+		_, meta := cb.MemberAt(i)
+		var data memberData
+		if len(meta.UserData) > 0 && json.Unmarshal(meta.UserData, &data) == nil {
+			endpoints[i] = data.Endpoint
+		}
+	}
+	hosts := assignmentData{V: 1, Hosts: make(map[string][]string)}
 	plan := cb.NewPlan()
 	byMember := make(map[string][]processor.TaskID, len(members))
 	for _, id := range tasks {
 		m := &members[owner[id]]
 		byMember[m.MemberID] = append(byMember[m.MemberID], id)
+		if e := endpoints[owner[id]]; e != "" {
+			hosts.Hosts[e] = append(hosts.Hosts[e], id.String())
+		}
 		for _, ref := range b.topo.SubTopologies()[id.SubTopology].Sources {
 			topic := ref.Resolve(b.appID)
 			if id.Partition < topics[topic] {
@@ -147,7 +207,28 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 	if b.OnBalance != nil {
 		b.OnBalance(byMember)
 	}
-	return plan
+	data, _ := json.Marshal(hosts)
+	return withUserData{plan, data}
+}
+
+// withUserData is a plan whose every member assignment carries data.
+type withUserData struct {
+	plan *kgo.BalancePlan
+	data []byte
+}
+
+// IntoSyncAssignment implements kgo.IntoSyncAssignment.
+func (w withUserData) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
+	out := w.plan.IntoSyncAssignment()
+	for i := range out {
+		var a kmsg.ConsumerMemberAssignment
+		if err := a.ReadFrom(out[i].MemberAssignment); err != nil {
+			continue // franz-go encoded it; it cannot fail
+		}
+		a.UserData = w.data
+		out[i].MemberAssignment = a.AppendTo(nil)
+	}
+	return out
 }
 
 // assignTasks spreads tasks over n members so that counts differ by at most

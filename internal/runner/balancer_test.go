@@ -113,7 +113,7 @@ func TestBalanceCoPartitions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return into.(*kgo.BalancePlan).AsMemberIDMap()
+		return into.(withUserData).plan.AsMemberIDMap()
 	}
 	ms := []kmsg.JoinGroupResponseMember{member(bal, "a", nil, -1), member(bal, "b", nil, -1), member(bal, "c", nil, -1)}
 	plan := balance(ms)

@@ -60,6 +60,7 @@ func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) er
 	if err := r.produceErr(); err != nil {
 		return err
 	}
+	start := time.Now()
 	eos := r.txnID != ""
 	if eos {
 		// One transaction holds every task's records: committing some
@@ -147,6 +148,7 @@ func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) er
 		}
 		r.dirty = false
 		r.commits.Add(1)
+		r.cfg.Metrics.committed(time.Since(start))
 		r.purge(ctx, offsets)
 		return nil
 	}
@@ -165,6 +167,7 @@ func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) er
 		r.dirty = false
 	}
 	r.commits.Add(1)
+	r.cfg.Metrics.committed(time.Since(start))
 	r.purge(ctx, offsets)
 	return nil
 }

@@ -48,6 +48,18 @@ type Config struct {
 	// CacheBytes is the record-cache budget shared by the stores of all
 	// tasks; nil is state.DefaultCacheBytes, 0 turns caching off.
 	CacheBytes *int64
+	// Endpoint is the instance's query endpoint (host:port), advertised to
+	// the group so that other instances route queries for its tasks here;
+	// "" advertises none.
+	Endpoint string
+	// Metrics receives the instance's metrics; the App keeps one across
+	// its runs, so counters continue. Nil turns metrics off.
+	Metrics *Metrics
+	// UserClientOpts are the user's own options for the instance's main
+	// client (the consumer group's, which also produces), such as hooks
+	// (kprom); Kappa's options follow them and win where they conflict.
+	// They are not given to the changelog reader's client.
+	UserClientOpts []kgo.Opt
 }
 
 // Defaults of Config, in one place: kappa's options document them

@@ -51,6 +51,13 @@ type runTask struct {
 	// mispartitioned counts the records of those inputs that were not in
 	// the partition of their key.
 	mispartitioned atomic.Int64
+	// m holds the task's metrics on this instance, and in its counters of
+	// each input (in the order of inputs); nil when metrics are off.
+	m  *taskMetrics
+	in []*inputMetrics
+	// done counts the records of each input processed in the current
+	// batch, for the metrics.
+	done []int64
 }
 
 // buffered reports whether the task holds unprocessed records.
@@ -71,7 +78,16 @@ func (t *runTask) buffered() bool {
 // it goes on without it, as Kafka Streams does after max.task.idle.ms.
 func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 	n := int64(0)
-	defer func() { r.processed.Add(n) }()
+	var start time.Time
+	if t.m != nil {
+		start = time.Now()
+	}
+	defer func() {
+		r.processed.Add(n)
+		if t.m != nil && n > 0 {
+			t.batchDone(start)
+		}
+	}()
 	for {
 		if r.prodErr.Load() != nil {
 			// An output was lost: stop before the next record, as the
@@ -79,8 +95,8 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 			// are never committed.
 			return n, nil
 		}
-		pick, blocked := "", false
-		for _, topic := range t.inputs {
+		pick, pickIdx, blocked := "", 0, false
+		for i, topic := range t.inputs {
 			recs := t.buf[topic]
 			if len(recs) == 0 {
 				caughtUp, fetched := t.caughtUp[topic]
@@ -88,7 +104,7 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 				continue
 			}
 			if pick == "" || recs[0].Timestamp.Before(t.buf[pick][0].Timestamp) {
-				pick = topic
+				pick, pickIdx = topic, i
 			}
 		}
 		if pick == "" {
@@ -115,6 +131,9 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 		t.buf[pick][0] = nil
 		t.buf[pick] = t.buf[pick][1:]
 		n++
+		if t.done != nil {
+			t.done[pickIdx]++
+		}
 		t.next[rec.Topic] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
 	}
 }

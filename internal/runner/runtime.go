@@ -49,6 +49,9 @@ type Runtime struct {
 	// built is closed when New has finished: the group callbacks
 	// wait for it.
 	built chan struct{}
+	// hosts holds the query endpoint of every task's owner, from the
+	// latest assignment.
+	hosts atomic.Pointer[map[processor.TaskID]string]
 	// txnID is the transactional ID under exactly-once, "" otherwise.
 	txnID string
 	// instance holds the instance's slot of the state directory, whose
@@ -122,7 +125,9 @@ func New(cfg Config) (*Runtime, error) {
 	slices.Sort(topics)
 	bal := NewTaskBalancer(cfg.Topology, appID)
 	bal.OnBalance = cfg.OnBalance
-	opts := append(slices.Clone(cfg.ClientOpts),
+	bal.Endpoint = cfg.Endpoint
+	bal.OnHosts = r.setHosts
+	opts := append(append(slices.Clone(cfg.ClientOpts), cfg.UserClientOpts...),
 		kgo.ConsumerGroup(appID),
 		kgo.ConsumeTopics(topics...),
 		kgo.Balancers(bal),
@@ -157,14 +162,15 @@ func New(cfg Config) (*Runtime, error) {
 			kgo.TransactionTimeout(max(10*time.Second, 2*cfg.CommitInterval)),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.RequireStableFetchOffsets(),
-			// A fetch waiting for data is not woken when a transaction
-			// commits and the records it waits for become readable, so
-			// the wait bounds how late a task sees its upstream task's
-			// committed repartition records: at most a commit interval,
-			// and never franz-go's default 5s.
-			kgo.FetchMaxWait(min(max(cfg.CommitInterval, 10*time.Millisecond), 500*time.Millisecond)),
 		)
 	}
+	// A fetch waiting for data is not always woken when the records it
+	// waits for become readable (a transaction commits; the embedded
+	// broker answers a fetch of several partitions at its wait), so the
+	// wait bounds how late a task sees its upstream task's repartition
+	// records: at most a commit interval or 500ms, never franz-go's
+	// default 5s.
+	opts = append(opts, kgo.FetchMaxWait(min(max(cfg.CommitInterval, 10*time.Millisecond), 500*time.Millisecond)))
 	// Everything the group callbacks use is built before the client: the
 	// client may join the group, and call them, before NewClient returns.
 	// They wait for built, so that they also see r.cl.
@@ -181,6 +187,7 @@ func New(cfg Config) (*Runtime, error) {
 		Cache:      state.NewCache(state.DefaultCacheBytes),
 
 		ExactlyOnce: cfg.Guarantee == processor.ExactlyOnce,
+		Metrics:     cfg.Metrics != nil,
 	}
 	if cfg.CacheBytes != nil {
 		r.env.Cache = state.NewCache(*cfg.CacheBytes)
@@ -430,7 +437,7 @@ func (r *Runtime) punctuate(now time.Time) error {
 		if due := t.NextWallClock(); !due.IsZero() && !now.Before(due) {
 			r.dirty = true
 		}
-		errs = append(errs, t.PunctuateWallClock(now))
+		errs = append(errs, r.punctuateWallClock(t, now))
 	}
 	return errors.Join(errs...)
 }
@@ -454,6 +461,7 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 		if p.Err != nil {
 			return
 		}
+		t.fetched(p)
 		if n := len(p.Records); n > 0 {
 			t.buf[p.Topic] = append(t.buf[p.Topic], p.Records...)
 			t.caughtUp[p.Topic] = p.Records[n-1].Offset+1 >= p.HighWatermark

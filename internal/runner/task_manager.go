@@ -42,6 +42,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 	}
 	r.tasks[id] = rt
 	r.publish()
+	r.cfg.Metrics.attach(rt, r.env.Cache, r.cfg.Topology.SubTopologies()[id.SubTopology].Stores)
 	if len(r.cfg.Topology.SubTopologies()[id.SubTopology].Stores) == 0 {
 		t, err := tasklife.New[*processor.Task](r.cfg.Topology, id.SubTopology, id.Partition, r.env)
 		if err != nil {
@@ -86,6 +87,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 			return
 		}
 		rt.Task, rt.Ops, rt.cancel, rt.assigned = t, ops, nil, time.Now()
+		r.cfg.Metrics.opened(rt, t)
 		r.setState(rt, processor.TaskRunning)
 		r.cl.ResumeFetchPartitions(parts)
 		r.log.Info("task started", "task", id.String(), "restored", t.Stats().Restored.Load())
@@ -108,7 +110,7 @@ func (r *Runtime) openAndRestore(ctx context.Context, rt *runTask) (*processor.T
 				return nil, err
 			}
 			ops.RestoreStreamTime(st)
-			if err := ops.Restore(ctx, r.changelogs); err != nil {
+			if err := ops.Restore(ctx, r.restoreReader(rt)); err != nil {
 				ops.Close()
 				return nil, err
 			}
@@ -170,6 +172,7 @@ func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[stri
 	<-r.built
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.cfg.Metrics.rebalanced()
 	for topic, parts := range assigned {
 		sub, ok := r.subs[topic]
 		if !ok {
@@ -278,6 +281,7 @@ func (r *Runtime) closeTasksClean(ids map[processor.TaskID]bool, clean bool) {
 			}
 		}
 		r.setState(t, processor.TaskClosed)
+		r.cfg.Metrics.detach(t)
 	}
 	r.publish()
 }

@@ -28,7 +28,8 @@ type ChangelogReader interface {
 }
 
 // Ops are the life-cycle operations of one task. They must be called
-// from one goroutine at a time, the one that processes the task.
+// from one goroutine at a time, the one that processes the task, except
+// Read, which any goroutine may call.
 type Ops interface {
 	// Restore brings every store of the task up to the end of its
 	// changelog, from the offset stored with its local data.
@@ -56,6 +57,11 @@ type Ops interface {
 	MarkClean() error
 	// Close closes the task's nodes and stores.
 	Close() error
+	// Read runs fn with the task's store name (a processor.Store) while
+	// no other operation runs on the task: interactive queries read
+	// stores from other goroutines this way, between two records. It
+	// returns state.ErrClosed once the task is closed.
+	Read(store string, fn func(store any) error) error
 }
 
 var (
