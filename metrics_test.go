@@ -2,7 +2,6 @@ package kappa
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"log/slog"
@@ -53,27 +52,7 @@ func startApp(t *testing.T, topo *processor.Topology, opts ...Opt) (*App, func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-errc:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("app did not stop within 60s")
-		}
-	}
-	t.Cleanup(stop)
-	return a, stop
+	return a, kafkatest.Run(t, "Run", a.Run)
 }
 
 // words returns n records of "words" over 50 keys, and bad records that

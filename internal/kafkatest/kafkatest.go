@@ -7,6 +7,7 @@ package kafkatest
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,4 +130,30 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		}
 		<-tick.C
 	}
+}
+
+// Run runs fn in the background with a context that stop, or the end of
+// the test, cancels; stop then waits up to a minute for fn to return and
+// reports its error as a test error naming what.
+func Run(t testing.TB, what string, fn func(context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- fn(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Errorf("%s: %v", what, err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Errorf("%s did not stop within 60s", what)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
