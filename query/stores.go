@@ -25,7 +25,13 @@ type Stores struct {
 // NewStores returns the view of an instance running topo. Package kappa
 // calls it; SetBackend connects it once the instance runs.
 func NewStores(topo *processor.Topology) *Stores {
-	return &Stores{topo: topo, client: &http.Client{Timeout: 10 * time.Second}}
+	// Forwarded queries go to a few peers at a high rate: keep enough
+	// idle connections per peer that they are reused, not reopened (a
+	// new connection per request would also run out of ports).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 1024
+	tr.MaxIdleConnsPerHost = 256
+	return &Stores{topo: topo, client: &http.Client{Timeout: 10 * time.Second, Transport: tr}}
 }
 
 // SetBackend connects s to the running instance, or disconnects it (nil)
