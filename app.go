@@ -43,6 +43,10 @@ type App struct {
 // ErrRunning is returned by Run on an App that is already running.
 var ErrRunning = errors.New("kappa: app is already running")
 
+// ErrInstanceIDInUse is wrapped by the error Run returns when another
+// instance joined the group with this one's InstanceID.
+var ErrInstanceIDInUse = runner.ErrInstanceIDInUse
+
 // New checks the options and returns an App ready to Run. It does not
 // connect: every configuration problem is reported here, each naming its
 // option and the fix.
@@ -136,6 +140,7 @@ func (a *App) Run(ctx context.Context) error {
 		CacheBytes:       a.cfg.cacheBytes,
 		MaxTaskIdle:      a.cfg.maxTaskIdle,
 		Endpoint:         endpoint,
+		InstanceID:       a.cfg.instanceID,
 		Metrics:          a.metrics.runner,
 		UserClientOpts:   a.cfg.clientOpts,
 	})

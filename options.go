@@ -42,6 +42,7 @@ type config struct {
 	metricsRegSet    bool
 	clientOpts       []kgo.Opt
 	handlers         []handler
+	instanceID       string
 }
 
 // handler is a user's HTTP handler on the app's listener.
@@ -188,6 +189,18 @@ func MaxTaskIdle(d time.Duration) Opt { return func(c *config) { c.maxTaskIdle =
 // query routing unless ApplicationServer gives another.
 func HTTP(addr string) Opt { return func(c *config) { c.httpAddr = addr } }
 
+// InstanceID makes the instance a static member of its group, as Kafka's
+// group.instance.id does (KIP-345): an instance restarted within the
+// session timeout (SessionTimeout) gets its tasks back without a
+// rebalance, and the other instances go on undisturbed. Give each
+// instance of an app its own stable ID, such as the host name or the
+// ordinal of a StatefulSet pod, and keep its StateDir: the instance keeps
+// the metadata of its last join there to rejoin with. A stopped static
+// member does not leave the group, so its tasks move only after the
+// session timeout. Two instances started with the same ID: the one that
+// joined first stops with an error naming the ID.
+func InstanceID(id string) Opt { return func(c *config) { c.instanceID = id } }
+
 // Handle serves h for pattern (a net/http ServeMux pattern, such as
 // "GET /v1/rank") on the listener HTTP opens, beside Kappa's own
 // endpoints, so that an app's API and its queries share one address. A
@@ -276,6 +289,9 @@ func (c *config) validate() error {
 	}
 	if c.rebalanceTimeout < 0 || (c.rebalanceTimeout > 0 && c.rebalanceTimeout < time.Second) {
 		errs = append(errs, fmt.Errorf("kappa: RebalanceTimeout(%v): must be at least 1s, the time instances have to rejoin a rebalance", c.rebalanceTimeout))
+	}
+	if c.instanceID != "" && (!validAppID.MatchString(c.instanceID) || len(c.instanceID) > 200) {
+		errs = append(errs, fmt.Errorf("kappa: InstanceID(%q): use at most 200 ASCII letters, digits, '.', '_' and '-', for example the host name", c.instanceID))
 	}
 	if c.httpAddr != "" {
 		if _, _, err := net.SplitHostPort(c.httpAddr); err != nil {

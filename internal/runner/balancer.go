@@ -3,8 +3,10 @@ package runner
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/kappa-streams/kappa/processor"
 
@@ -39,6 +41,14 @@ type TaskBalancer struct {
 	// OnHosts is called with the endpoint of every task's owner each
 	// time this member gets an assignment. May be nil.
 	OnHosts func(map[processor.TaskID]string)
+	// MetaFile, for a static member (kappa.InstanceID), keeps the member
+	// metadata of its last join: see JoinGroupMetadata. "" for dynamic
+	// members.
+	MetaFile string
+
+	metaMu  sync.Mutex
+	rejoin  bool // the first join of this process is done
+	metaLog func(msg string, args ...any)
 }
 
 // memberData is the user data of a member's metadata.
@@ -83,7 +93,44 @@ func (b *TaskBalancer) JoinGroupMetadata(interests []string, current map[string]
 		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
 	}
 	meta.UserData, _ = json.Marshal(memberData{V: 1, Endpoint: b.Endpoint})
-	return meta.AppendTo(nil)
+	out := meta.AppendTo(nil)
+	if b.MetaFile == "" {
+		return out
+	}
+	// A static member that restarts rejoins with the metadata it last
+	// joined with: the coordinator hands a static member that rejoins
+	// with unchanged metadata its old assignment without a rebalance
+	// (KIP-345), and a restarted process otherwise claims no partitions
+	// at no generation. The saved metadata is used only if it asks for
+	// the same topics and advertises the same endpoint.
+	b.metaMu.Lock()
+	defer b.metaMu.Unlock()
+	if !b.rejoin && generation < 0 && len(current) == 0 {
+		if saved, err := os.ReadFile(b.MetaFile); err == nil && sameInterests(saved, interests, b.Endpoint) {
+			b.rejoin = true
+			return saved
+		}
+	}
+	b.rejoin = true
+	if err := os.WriteFile(b.MetaFile, out, 0o644); err != nil && b.metaLog != nil {
+		b.metaLog("saving the group metadata of this static member", "file", b.MetaFile, "error", err)
+	}
+	return out
+}
+
+// sameInterests reports whether saved member metadata asks for topics and
+// advertises endpoint.
+func sameInterests(saved []byte, topics []string, endpoint string) bool {
+	var meta kmsg.ConsumerMemberMetadata
+	if meta.ReadFrom(saved) != nil {
+		return false
+	}
+	var data memberData
+	if json.Unmarshal(meta.UserData, &data) != nil || data.Endpoint != endpoint {
+		return false
+	}
+	a, b := slices.Sorted(slices.Values(meta.Topics)), slices.Sorted(slices.Values(topics))
+	return slices.Equal(a, b)
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {

@@ -246,6 +246,29 @@ func fenced(err error) bool {
 		errors.Is(err, kerr.FencedInstanceID)
 }
 
+// ErrInstanceIDInUse is wrapped by the error Run returns when another
+// instance joined the group with this one's InstanceID.
+var ErrInstanceIDInUse = errors.New("another instance uses this instance ID")
+
+// staticConflict returns the error that stops a static member another
+// instance has fenced (FENCED_INSTANCE_ID), in fetches or in fenced.
+func (r *Runtime) staticConflict(fetches kgo.Fetches) error {
+	var conflict error
+	fetches.EachError(func(_ string, _ int32, err error) {
+		if errors.Is(err, kerr.FencedInstanceID) {
+			conflict = err
+		}
+	})
+	if conflict == nil && r.fencedBy != nil && errors.Is(r.fencedBy, kerr.FencedInstanceID) {
+		conflict = r.fencedBy
+	}
+	if conflict == nil || r.cfg.InstanceID == "" {
+		return nil
+	}
+	return fmt.Errorf("kappa: InstanceID(%q): %w: give each instance of app %q its own ID (%v)",
+		r.cfg.InstanceID, ErrInstanceIDInUse, r.cfg.Plan.AppID, conflict)
+}
+
 // checkMembership asks the group coordinator whether this member is still
 // in the group's current generation, with a heartbeat: a fenced answer
 // (see fenced) is returned; any other, including a rebalance in progress
@@ -278,6 +301,7 @@ func (r *Runtime) checkMembership(ctx context.Context) error {
 // back starts new tasks, restored from the changelogs, at the committed
 // offsets. r.mu is held.
 func (r *Runtime) loseTasks(tasks []*runTask, why error) {
+	r.fencedBy = why
 	ids := make(map[processor.TaskID]bool, len(r.tasks))
 	for id, t := range r.tasks {
 		ids[id] = true

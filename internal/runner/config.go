@@ -48,6 +48,10 @@ type Config struct {
 	// CacheBytes is the record-cache budget shared by the stores of all
 	// tasks; nil is state.DefaultCacheBytes, 0 turns caching off.
 	CacheBytes *int64
+	// InstanceID makes the instance a static member of its group
+	// (group.instance.id): a restart within the session timeout gets its
+	// tasks back without a rebalance. "" is a dynamic member.
+	InstanceID string
 	// Endpoint is the instance's query endpoint (host:port), advertised to
 	// the group so that other instances route queries for its tasks here;
 	// "" advertises none.

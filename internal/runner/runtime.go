@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -49,6 +51,8 @@ type Runtime struct {
 	// built is closed when New has finished: the group callbacks
 	// wait for it.
 	built chan struct{}
+	// fencedBy is the error of the last fenced commit, under mu.
+	fencedBy error
 	// hosts holds the query endpoint of every task's owner, from the
 	// latest assignment.
 	hosts atomic.Pointer[map[processor.TaskID]string]
@@ -127,6 +131,14 @@ func New(cfg Config) (*Runtime, error) {
 	bal.OnBalance = cfg.OnBalance
 	bal.Endpoint = cfg.Endpoint
 	bal.OnHosts = r.setHosts
+	if cfg.InstanceID != "" {
+		dir := filepath.Join(cfg.StateDir, appID)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("processor: state directory %s: %w (set a writable one with kappa.StateDir)", dir, err)
+		}
+		bal.MetaFile = filepath.Join(dir, ".static-"+cfg.InstanceID+".meta")
+		bal.metaLog = cfg.Logger.Warn
+	}
 	opts := append(append(slices.Clone(cfg.ClientOpts), cfg.UserClientOpts...),
 		kgo.ConsumerGroup(appID),
 		kgo.ConsumeTopics(topics...),
@@ -142,6 +154,9 @@ func New(cfg Config) (*Runtime, error) {
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	if cfg.Guarantee == processor.ExactlyOnce {
 		// One transactional producer per instance. Zombies are fenced by
 		// the group generation that every transactional offset commit
@@ -351,6 +366,12 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		}
 		if fetches.IsClientClosed() {
 			return errors.New("processor: kafka client closed")
+		}
+		// Another instance with this one's InstanceID fenced it: running
+		// on would fence that one in turn, forever.
+		if err := r.staticConflict(fetches); err != nil {
+			r.cl.AllowRebalance()
+			return err
 		}
 		// Fetch errors are retried by the client; they are worth a log line.
 		fetches.EachError(func(topic string, p int32, err error) {
