@@ -141,6 +141,7 @@ func (a *App) Run(ctx context.Context) error {
 		MaxTaskIdle:      a.cfg.maxTaskIdle,
 		Endpoint:         endpoint,
 		InstanceID:       a.cfg.instanceID,
+		StandbyReplicas:  a.cfg.standbys,
 		Metrics:          a.metrics.runner,
 		UserClientOpts:   a.cfg.clientOpts,
 	})
@@ -259,7 +260,10 @@ func (a *App) Processed() int64 {
 // ready or still restoring its stores, its restore progress and its record
 // counts, among them Mispartitioned, the records of joined inputs that a
 // producer put in another partition than Kappa's partitioner would (see
-// docs/joins.md). It is nil before the instance has joined.
+// docs/joins.md). Standby tasks (StandbyReplicas) follow the active
+// ones, in state processor.TaskStandby, with RestoreTarget − Restored the
+// changelog records they are behind. It is nil before the instance has
+// joined.
 func (a *App) TaskStatus() []processor.TaskStatus {
 	if rt := a.runtime(); rt != nil {
 		return rt.TaskStatus()

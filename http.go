@@ -159,7 +159,7 @@ func (a *App) serveReady(w http.ResponseWriter, _ *http.Request) {
 	}
 	var waiting []string
 	for _, st := range rt.TaskStatus() {
-		if !st.Ready {
+		if !st.Ready && st.State != processor.TaskStandby {
 			waiting = append(waiting, fmt.Sprintf("%s %s (%d/%d restored)", st.ID, st.State, st.Restored, st.RestoreTarget))
 		}
 	}

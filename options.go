@@ -43,6 +43,7 @@ type config struct {
 	clientOpts       []kgo.Opt
 	handlers         []handler
 	instanceID       string
+	standbys         int
 }
 
 // handler is a user's HTTP handler on the app's listener.
@@ -201,6 +202,17 @@ func HTTP(addr string) Opt { return func(c *config) { c.httpAddr = addr } }
 // joined first stops with an error naming the ID.
 func InstanceID(id string) Opt { return func(c *config) { c.instanceID = id } }
 
+// StandbyReplicas keeps n warm copies of each task with persistent,
+// logged stores on other instances, as Kafka Streams'
+// num.standby.replicas does: each copy follows the task's changelogs
+// (read committed under exactly-once) and processes nothing. When the
+// task's instance dies, the group gives the task to the instance with the
+// most caught-up copy, which opens it with little or nothing to restore.
+// A copy needs an instance other than the task's own; with fewer
+// instances, there are fewer copies. Default 0. All instances of an app
+// should use the same n.
+func StandbyReplicas(n int) Opt { return func(c *config) { c.standbys = n } }
+
 // Handle serves h for pattern (a net/http ServeMux pattern, such as
 // "GET /v1/rank") on the listener HTTP opens, beside Kappa's own
 // endpoints, so that an app's API and its queries share one address. A
@@ -289,6 +301,9 @@ func (c *config) validate() error {
 	}
 	if c.rebalanceTimeout < 0 || (c.rebalanceTimeout > 0 && c.rebalanceTimeout < time.Second) {
 		errs = append(errs, fmt.Errorf("kappa: RebalanceTimeout(%v): must be at least 1s, the time instances have to rejoin a rebalance", c.rebalanceTimeout))
+	}
+	if c.standbys < 0 {
+		errs = append(errs, fmt.Errorf("kappa: StandbyReplicas(%d): must be 0 or more, usually 1", c.standbys))
 	}
 	if c.instanceID != "" && (!validAppID.MatchString(c.instanceID) || len(c.instanceID) > 200) {
 		errs = append(errs, fmt.Errorf("kappa: InstanceID(%q): use at most 200 ASCII letters, digits, '.', '_' and '-', for example the host name", c.instanceID))

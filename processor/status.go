@@ -42,7 +42,9 @@ func (t *Task) Status() TaskStatus {
 // catch up with their changelogs (its inputs are paused), Running while it
 // processes, Suspended when its commit was fenced and it waits to be
 // closed, Closed once closed. A task without stores goes from Created to
-// Running at once.
+// Running at once. A Standby task is a warm copy of another instance's
+// task (kappa.StandbyReplicas): its stores follow their changelogs, and it
+// processes nothing.
 type TaskState int32
 
 const (
@@ -51,6 +53,7 @@ const (
 	TaskRunning
 	TaskSuspended
 	TaskClosed
+	TaskStandby
 )
 
 // String returns the state's name in lower case.
@@ -66,6 +69,8 @@ func (s TaskState) String() string {
 		return "suspended"
 	case TaskClosed:
 		return "closed"
+	case TaskStandby:
+		return "standby"
 	}
 	return "unknown"
 }

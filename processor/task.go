@@ -227,6 +227,10 @@ type Task struct {
 	mu sync.Mutex
 	// closed is set by close, under mu.
 	closed bool
+	// standby is set on a standby task: its restores are its catching up.
+	standby bool
+	// ends is the sum of the changelogs' end offsets at the last restore.
+	ends int64
 }
 
 // newTask instantiates sub-topology sub for one partition.
@@ -541,11 +545,16 @@ type taskOps struct{ t *Task }
 func (o taskOps) Restore(ctx context.Context, r tasklife.ChangelogReader) error {
 	return o.t.restore(ctx, r)
 }
-func (o taskOps) RestoreStreamTime(ms int64)   { o.t.restoreStreamTime(ms) }
-func (o taskOps) NextWallClock() time.Time     { return o.t.nextWallClock() }
-func (o taskOps) MarkUnclean() error           { return o.t.markUnclean() }
-func (o taskOps) MarkClean() error             { return o.t.markClean() }
-func (o taskOps) Process(rec *RawRecord) error { return locked1(o.t, o.t.process, rec) }
+func (o taskOps) CatchUp(ctx context.Context, r tasklife.ChangelogReader) error {
+	o.t.standby = true
+	return o.t.restore(ctx, r)
+}
+func (o taskOps) Positions() (applied, end int64, err error) { return o.t.positions() }
+func (o taskOps) RestoreStreamTime(ms int64)                 { o.t.restoreStreamTime(ms) }
+func (o taskOps) NextWallClock() time.Time                   { return o.t.nextWallClock() }
+func (o taskOps) MarkUnclean() error                         { return o.t.markUnclean() }
+func (o taskOps) MarkClean() error                           { return o.t.markClean() }
+func (o taskOps) Process(rec *RawRecord) error               { return locked1(o.t, o.t.process, rec) }
 func (o taskOps) PunctuateWallClock(now time.Time) error {
 	return locked1(o.t, o.t.punctuateWallClock, now)
 }

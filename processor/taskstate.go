@@ -178,6 +178,8 @@ func (t *Task) HasStores() bool { return len(t.stores) > 0 }
 // starting after the offset the store's engine last committed, or from the
 // beginning when it has none. It must finish before the task processes.
 func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
+	var ends int64
+	defer func() { t.ends = ends }()
 	for _, name := range t.order {
 		ts := t.stores[name]
 		if ts.topic == "" {
@@ -195,6 +197,7 @@ func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
 		if err != nil {
 			return fmt.Errorf("restore store %q from %s: %w", name, ts.topic, err)
 		}
+		ends += end
 		if from > end {
 			// The changelog is shorter than the local state says: it was
 			// deleted and recreated (an app reset). The local data belongs
@@ -213,7 +216,11 @@ func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
 		start := time.Now()
 		lastLog := start
 		before := t.stats.Restored.Load()
-		t.log.Info("restoring store", "store", name, "topic", ts.topic, "from", from, "to", end)
+		logf := t.log.Info
+		if t.standby {
+			logf = t.log.Debug // a standby catches up every second
+		}
+		logf("restoring store", "store", name, "topic", ts.topic, "from", from, "to", end)
 		var b state.Batch
 		next, err := r.ReadChangelog(ctx, ts.topic, t.ID.Partition, from, func(recs []*RawRecord) error {
 			b.Reset()
@@ -233,7 +240,7 @@ func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
 			t.stats.Restored.Add(int64(len(recs)))
 			if now := time.Now(); now.Sub(lastLog) >= restoreLogEvery && len(recs) > 0 {
 				lastLog = now
-				t.log.Info("restoring store", "store", name, "offset", recs[len(recs)-1].Offset+1, "end", end,
+				logf("restoring store", "store", name, "offset", recs[len(recs)-1].Offset+1, "end", end,
 					"records", t.stats.Restored.Load()-before)
 			}
 			return nil
@@ -241,7 +248,7 @@ func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
 		if err != nil {
 			return fmt.Errorf("restore store %q from %s: %w", name, ts.topic, err)
 		}
-		t.log.Info("store restored", "store", name, "topic", ts.topic, "from", from, "to", next,
+		logf("store restored", "store", name, "topic", ts.topic, "from", from, "to", next,
 			"records", t.stats.Restored.Load()-before, "took", time.Since(start).Round(time.Millisecond))
 	}
 	return t.advanceSegmented()
@@ -343,4 +350,25 @@ func (t *Task) commitStores() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// positions returns the changelog offsets the task's logged stores have
+// reached, summed, and the changelogs' end offsets at its last restore,
+// summed.
+func (t *Task) positions() (applied, end int64, err error) {
+	for _, name := range t.order {
+		ts := t.stores[name]
+		if ts.topic == "" {
+			continue
+		}
+		v, ok, err := ts.engine.Meta(metaChangelogNext)
+		if err != nil {
+			return 0, 0, err
+		}
+		if ok {
+			n, _ := strconv.ParseInt(string(v), 10, 64)
+			applied += n
+		}
+	}
+	return applied, t.ends, nil
 }

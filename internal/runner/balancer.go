@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -41,6 +42,23 @@ type TaskBalancer struct {
 	// OnHosts is called with the endpoint of every task's owner each
 	// time this member gets an assignment. May be nil.
 	OnHosts func(map[processor.TaskID]string)
+	// Replicas is how many standby copies of each task with persistent,
+	// logged stores the leader places on other members
+	// (kappa.StandbyReplicas).
+	Replicas int
+	// Process identifies this member's process in the assignment's list
+	// of standbys.
+	Process string
+	// StandbyLags, when set, reports the standby tasks this member keeps
+	// and how many changelog records each is behind; the leader gives a
+	// task whose owner is gone to its most caught-up copy.
+	StandbyLags func() map[processor.TaskID]int64
+	// OnStandbys is called with this member's standby tasks each time it
+	// gets an assignment. May be nil.
+	OnStandbys func([]processor.TaskID)
+	// standbyable marks the sub-topologies whose tasks have persistent,
+	// logged stores: the only ones a standby helps.
+	standbyable map[int]bool
 	// MetaFile, for a static member (kappa.InstanceID), keeps the member
 	// metadata of its last join: see JoinGroupMetadata. "" for dynamic
 	// members.
@@ -55,6 +73,10 @@ type TaskBalancer struct {
 type memberData struct {
 	V        int    `json:"v"`
 	Endpoint string `json:"endpoint,omitempty"`
+	Process  string `json:"process,omitempty"`
+	// Standby holds the standby tasks the member keeps, with how many
+	// changelog records each is behind.
+	Standby map[string]int64 `json:"standby,omitempty"`
 }
 
 // assignmentData is the user data of every member's assignment: the
@@ -62,13 +84,22 @@ type memberData struct {
 type assignmentData struct {
 	V     int                 `json:"v"`
 	Hosts map[string][]string `json:"hosts,omitempty"` // endpoint → task IDs
+	// Standbys holds each member's standby tasks, by process.
+	Standbys map[string][]string `json:"standbys,omitempty"`
 }
 
 // NewTaskBalancer returns a balancer for topo running as appID.
 func NewTaskBalancer(topo *processor.Topology, appID string) *TaskBalancer {
-	b := &TaskBalancer{appID: appID, topo: topo, subOf: make(map[string]int)}
+	b := &TaskBalancer{appID: appID, topo: topo, subOf: make(map[string]int), standbyable: make(map[int]bool)}
 	for ref, sub := range topo.Sources() {
 		b.subOf[ref.Resolve(appID)] = sub
+	}
+	for _, sub := range topo.SubTopologies() {
+		for _, sp := range sub.Stores {
+			if sp.Logging && !sp.InMemory {
+				b.standbyable[sub.ID] = true
+			}
+		}
 	}
 	return b
 }
@@ -92,7 +123,16 @@ func (b *TaskBalancer) JoinGroupMetadata(interests []string, current map[string]
 		owned.Partitions = current[topic]
 		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
 	}
-	meta.UserData, _ = json.Marshal(memberData{V: 1, Endpoint: b.Endpoint})
+	data := memberData{V: 1, Endpoint: b.Endpoint, Process: b.Process}
+	if b.StandbyLags != nil {
+		for id, lag := range b.StandbyLags() {
+			if data.Standby == nil {
+				data.Standby = make(map[string]int64)
+			}
+			data.Standby[id.String()] = lag
+		}
+	}
+	meta.UserData, _ = json.Marshal(data)
 	out := meta.AppendTo(nil)
 	if b.MetaFile == "" {
 		return out
@@ -168,6 +208,18 @@ func (b *TaskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int3
 		}
 		b.OnHosts(hosts)
 	}
+	if b.OnStandbys != nil {
+		var data assignmentData
+		var standbys []processor.TaskID
+		if len(a.UserData) > 0 && json.Unmarshal(a.UserData, &data) == nil {
+			for _, s := range data.Standbys[b.Process] {
+				if id, err := processor.ParseTaskID(s); err == nil {
+					standbys = append(standbys, id)
+				}
+			}
+		}
+		b.OnStandbys(standbys)
+	}
 	return parts, nil
 }
 
@@ -222,19 +274,44 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 			}
 		}
 	}
-	owner := assignTasks(tasks, len(members), func(id processor.TaskID) (int, bool) {
-		c, ok := prev[id]
-		return c.member, ok
-	})
+	datas := make([]memberData, len(members))
 	endpoints := make([]string, len(members))
+	held := make(map[processor.TaskID]map[int]int64) // standby copies: member → lag
 	for i := range members {
 		_, meta := cb.MemberAt(i)
-		var data memberData
-		if len(meta.UserData) > 0 && json.Unmarshal(meta.UserData, &data) == nil {
-			endpoints[i] = data.Endpoint
+		if len(meta.UserData) > 0 && json.Unmarshal(meta.UserData, &datas[i]) == nil {
+			endpoints[i] = datas[i].Endpoint
+		}
+		for s, lag := range datas[i].Standby {
+			if id, err := processor.ParseTaskID(s); err == nil {
+				if held[id] == nil {
+					held[id] = make(map[int]int64)
+				}
+				held[id][i] = lag
+			}
 		}
 	}
+	owner := assignTasks(tasks, len(members), func(id processor.TaskID) (int, bool) {
+		if c, ok := prev[id]; ok {
+			return c.member, true
+		}
+		// Its owner is gone: the most caught-up standby copy takes it,
+		// with little or nothing to restore.
+		return bestCopy(held[id])
+	})
 	hosts := assignmentData{V: 1, Hosts: make(map[string][]string)}
+	if b.Replicas > 0 {
+		standbys := assignStandbys(tasks, func(id processor.TaskID) bool { return b.standbyable[id.SubTopology] },
+			owner, len(members), b.Replicas, func(id processor.TaskID) map[int]int64 { return held[id] })
+		hosts.Standbys = make(map[string][]string)
+		for _, id := range tasks {
+			for _, m := range standbys[id] {
+				if p := datas[m].Process; p != "" {
+					hosts.Standbys[p] = append(hosts.Standbys[p], id.String())
+				}
+			}
+		}
+	}
 	plan := cb.NewPlan()
 	byMember := make(map[string][]processor.TaskID, len(members))
 	for _, id := range tasks {
@@ -332,4 +409,72 @@ func assignTasks(tasks []processor.TaskID, n int, prevOwner func(processor.TaskI
 		}
 	}
 	return owner
+}
+
+// bestCopy returns the member whose copy lags least, the lowest-numbered
+// of those that lag equally.
+func bestCopy(copies map[int]int64) (int, bool) {
+	best, found := 0, false
+	for m, lag := range copies {
+		if !found || lag < copies[best] || (lag == copies[best] && m < best) {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+// assignStandbys places up to replicas standby copies of each eligible
+// task on members other than its owner. Members that keep a copy already
+// keep it, most caught-up first, as long as they hold no more than an
+// even share; the rest go to the members with the fewest copies. Tasks
+// are placed in order, so the result is deterministic.
+func assignStandbys(tasks []processor.TaskID, eligible func(processor.TaskID) bool, owner map[processor.TaskID]int,
+	n, replicas int, held func(processor.TaskID) map[int]int64) map[processor.TaskID][]int {
+	out := make(map[processor.TaskID][]int)
+	want := min(replicas, n-1)
+	if want <= 0 {
+		return out
+	}
+	var placed int
+	for _, id := range tasks {
+		if eligible(id) {
+			placed += want
+		}
+	}
+	share := (placed + n - 1) / n // the most copies one member needs to hold
+	count := make([]int, n)
+	for _, id := range tasks {
+		if !eligible(id) {
+			continue
+		}
+		copies := held(id)
+		cands := make([]int, 0, n-1)
+		for m := range n {
+			if m != owner[id] {
+				cands = append(cands, m)
+			}
+		}
+		slices.SortStableFunc(cands, func(a, b int) int {
+			lagA, okA := copies[a]
+			lagB, okB := copies[b]
+			keepA, keepB := okA && count[a] < share, okB && count[b] < share
+			switch {
+			case keepA && !keepB:
+				return -1
+			case keepB && !keepA:
+				return 1
+			case keepA && keepB && lagA != lagB:
+				return cmp.Compare(lagA, lagB)
+			}
+			if c := cmp.Compare(count[a], count[b]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
+		for _, m := range cands[:want] {
+			out[id] = append(out[id], m)
+			count[m]++
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/kappa-streams/kappa/processor"
@@ -162,4 +163,94 @@ func contains(ps []int32, p int32) bool {
 		}
 	}
 	return false
+}
+
+// TestAssignStandbysRandomShapes places standbys on random clusters: every
+// eligible task gets min(replicas, members-1) copies on distinct members
+// other than its owner, no member holds much more than an even share, copies
+// stay where they are when nothing changed, and a task whose owner is gone
+// goes to its most caught-up copy.
+func TestAssignStandbysRandomShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for trial := range 500 {
+		n := 1 + rng.IntN(6)
+		replicas := rng.IntN(3)
+		tasks := ids(1+rng.IntN(3), 1+rng.IntN(12))
+		eligible := func(id processor.TaskID) bool { return id.SubTopology != 1 } // sub-topology 1 has no stores
+		owner := assignTasks(tasks, n, func(processor.TaskID) (int, bool) { return 0, false })
+		// Copies some members kept before, with random lags.
+		held := map[processor.TaskID]map[int]int64{}
+		for _, id := range tasks {
+			for m := range n {
+				if rng.IntN(4) == 0 {
+					if held[id] == nil {
+						held[id] = map[int]int64{}
+					}
+					held[id][m] = rng.Int64N(100)
+				}
+			}
+		}
+		sb := assignStandbys(tasks, eligible, owner, n, replicas, func(id processor.TaskID) map[int]int64 { return held[id] })
+		want := min(replicas, n-1)
+		placed := 0
+		per := make([]int, n)
+		for _, id := range tasks {
+			got := sb[id]
+			if !eligible(id) {
+				if len(got) != 0 {
+					t.Fatalf("trial %d: task %s has no stores but standbys %v", trial, id, got)
+				}
+				continue
+			}
+			if len(got) != want {
+				t.Fatalf("trial %d: task %s has %d standbys, want %d (%d members, %d replicas)", trial, id, len(got), want, n, replicas)
+			}
+			seen := map[int]bool{}
+			for _, m := range got {
+				if m == owner[id] || seen[m] {
+					t.Fatalf("trial %d: task %s: standbys %v, owner %d", trial, id, got, owner[id])
+				}
+				seen[m] = true
+				per[m]++
+			}
+			placed += want
+		}
+		share := (placed + n - 1) / n
+		for m, c := range per {
+			if c > share+want {
+				t.Fatalf("trial %d: member %d holds %d standbys, an even share is %d", trial, m, c, share)
+			}
+		}
+		// Nothing changed: the same placement.
+		again := map[processor.TaskID]map[int]int64{}
+		for id, ms := range sb {
+			again[id] = map[int]int64{}
+			for _, m := range ms {
+				again[id][m] = 0
+			}
+		}
+		sb2 := assignStandbys(tasks, eligible, owner, n, replicas, func(id processor.TaskID) map[int]int64 { return again[id] })
+		for _, id := range tasks {
+			if fmt.Sprint(slices.Sorted(slices.Values(sb[id]))) != fmt.Sprint(slices.Sorted(slices.Values(sb2[id]))) {
+				t.Fatalf("trial %d: task %s moved from %v to %v with nothing changed", trial, id, sb[id], sb2[id])
+			}
+		}
+	}
+}
+
+// TestOwnerGoneGoesToBestCopy checks that a task whose owner left the
+// group goes to the member with its least lagging copy.
+func TestOwnerGoneGoesToBestCopy(t *testing.T) {
+	tasks := ids(1, 6)
+	copies := map[processor.TaskID]map[int]int64{
+		tasks[0]: {1: 50, 2: 3},
+		tasks[1]: {0: 0, 2: 0},
+		tasks[2]: {1: 7},
+	}
+	owner := assignTasks(tasks, 3, func(id processor.TaskID) (int, bool) { return bestCopy(copies[id]) })
+	for id, want := range map[processor.TaskID]int{tasks[0]: 2, tasks[1]: 0, tasks[2]: 1} {
+		if owner[id] != want {
+			t.Errorf("task %s went to member %d, its best copy is on %d", id, owner[id], want)
+		}
+	}
 }

@@ -48,6 +48,9 @@ type Config struct {
 	// CacheBytes is the record-cache budget shared by the stores of all
 	// tasks; nil is state.DefaultCacheBytes, 0 turns caching off.
 	CacheBytes *int64
+	// StandbyReplicas is how many warm copies of each task with
+	// persistent, logged stores other instances keep. Default 0.
+	StandbyReplicas int
 	// InstanceID makes the instance a static member of its group
 	// (group.instance.id): a restart within the session timeout gets its
 	// tasks back without a rebalance. "" is a dynamic member.

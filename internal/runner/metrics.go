@@ -39,6 +39,7 @@ type Metrics struct {
 	commits    atomic.Int64
 	commitDur  metrics.Histogram
 	rebalances atomic.Int64
+	standbys   atomic.Int64 // standby tasks kept now
 	cache      atomic.Pointer[state.Cache]
 
 	// mu guards tasks and each task's live stay and past counts: a task
@@ -207,6 +208,13 @@ func addMap(dst, src map[string]int64) map[string]int64 {
 }
 
 // rebalanced counts a rebalance: an assignment received.
+// standbyTasks records how many standby tasks the instance keeps.
+func (m *Metrics) standbyTasks(n int) {
+	if m != nil {
+		m.standbys.Store(int64(n))
+	}
+}
+
 func (m *Metrics) rebalanced() {
 	if m != nil {
 		m.rebalances.Add(1)
@@ -231,9 +239,10 @@ func (m *Metrics) Snapshot() metrics.Instance {
 		TaskStates:     make(map[string]int),
 		CacheMaxBytes:  -1,
 	}
-	for s := processor.TaskCreated; s <= processor.TaskClosed; s++ {
+	for s := processor.TaskCreated; s <= processor.TaskStandby; s++ {
 		in.TaskStates[s.String()] = 0
 	}
+	in.TaskStates[processor.TaskStandby.String()] = int(m.standbys.Load())
 	if c := m.cache.Load(); c != nil {
 		in.CacheBytes, in.CacheMaxBytes = c.UsedBytes(), c.MaxBytes()
 	}

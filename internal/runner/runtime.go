@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +53,18 @@ type Runtime struct {
 	// built is closed when New has finished: the group callbacks
 	// wait for it.
 	built chan struct{}
+	// standbys are the standby tasks, under mu; stopping those stopped and
+	// maybe not closed yet. wantStandby (under standbyMu) is what the last
+	// assignment asked for, standbyVer counts its changes and
+	// standbyApplied (under mu) the last one applied. standbyView is the
+	// standbys as last published, for reads without mu.
+	standbys       map[processor.TaskID]*standby
+	stopping       []*standby
+	standbyMu      sync.Mutex
+	wantStandby    []processor.TaskID
+	standbyVer     atomic.Int64
+	standbyApplied int64
+	standbyView    atomic.Pointer[[]*standby]
 	// fencedBy is the error of the last fenced commit, under mu.
 	fencedBy error
 	// hosts holds the query endpoint of every task's owner, from the
@@ -115,6 +129,7 @@ func New(cfg Config) (*Runtime, error) {
 		keyParts: coPartitionedInputs(cfg.Topology, cfg.Plan),
 
 		reopening: make(map[processor.TaskID]bool),
+		standbys:  make(map[processor.TaskID]*standby),
 	}
 	r.failed, r.failedNow = context.WithCancel(context.Background())
 	var topics []string
@@ -131,6 +146,12 @@ func New(cfg Config) (*Runtime, error) {
 	bal.OnBalance = cfg.OnBalance
 	bal.Endpoint = cfg.Endpoint
 	bal.OnHosts = r.setHosts
+	if cfg.StandbyReplicas > 0 {
+		bal.Replicas = cfg.StandbyReplicas
+		bal.Process = processID()
+		bal.StandbyLags = r.standbyLags
+		bal.OnStandbys = r.setStandbys
+	}
 	if cfg.InstanceID != "" {
 		dir := filepath.Join(cfg.StateDir, appID)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -289,7 +310,7 @@ func (r *Runtime) TaskStatus() []processor.TaskStatus {
 		st.Mispartitioned = rt.mispartitioned.Load()
 		out = append(out, st)
 	}
-	return out
+	return append(out, r.standbyStatus()...)
 }
 
 // tasksView returns the tasks as last published, in task order.
@@ -468,6 +489,7 @@ func (r *Runtime) punctuate(now time.Time) error {
 func (r *Runtime) process(fetches kgo.Fetches) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.reconcileStandbys()
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		sub, ok := r.subs[p.Topic]
 		if !ok {
@@ -555,6 +577,7 @@ func (r *Runtime) shutdown() {
 	r.closeTasks(all)
 	r.mu.Unlock()
 	r.restoring.Wait()
+	r.stopStandbys()
 	r.changelogs.close()
 	r.instance.Close()
 	r.mu.Lock()
@@ -565,4 +588,12 @@ func kerrFor(code int16) error {
 		return nil
 	}
 	return kerr.ErrorForCode(code)
+}
+
+// processID returns a random ID for this runtime's process, which names
+// it in the assignment's list of standbys.
+func processID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -27,6 +27,10 @@ func (r *Runtime) assign(id processor.TaskID) {
 	if _, ok := r.tasks[id]; ok {
 		return
 	}
+	// A standby of the task here closes; the task opens over its stores
+	// once it has released them (openAndRestore waits for the lock).
+	r.stopStandby(id)
+	r.standbyVer.Add(1)
 	rt := &runTask{id: id, next: make(map[string]kgo.EpochOffset),
 		buf: make(map[string][]*kgo.Record), caughtUp: make(map[string]bool), assigned: time.Now()}
 	for _, ref := range r.cfg.Topology.SubTopologies()[id.SubTopology].Sources {

@@ -34,6 +34,13 @@ type Ops interface {
 	// Restore brings every store of the task up to the end of its
 	// changelog, from the offset stored with its local data.
 	Restore(ctx context.Context, r ChangelogReader) error
+	// CatchUp is Restore for a standby task: it brings the stores up to
+	// the changelogs' current ends, and is called again and again.
+	CatchUp(ctx context.Context, r ChangelogReader) error
+	// Positions returns the changelog offsets the task's stores have
+	// reached, summed over them, and the changelogs' end offsets at the
+	// last Restore or CatchUp, summed.
+	Positions() (applied, end int64, err error)
 	// RestoreStreamTime sets the stream time the task had at its last
 	// commit, before it processes anything.
 	RestoreStreamTime(ms int64)
