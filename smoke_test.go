@@ -20,6 +20,7 @@ import (
 	"github.com/kappa-streams/kappa/broker"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
 	"github.com/kappa-streams/kappa/internal/smoke"
+	"github.com/kappa-streams/kappa/processor"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -341,6 +342,8 @@ type smokeRun struct {
 	// its own, noting it in exits, instead of failing the test.
 	restartExited bool
 	exits         []string
+	// standbys is the instances' StandbyReplicas.
+	standbys int
 }
 
 // newSmokeRun prepares a run against seeds under g; instances that are
@@ -400,7 +403,7 @@ func (r *smokeRun) start(name string) {
 	}
 	p.cmd = exec.Command(r.bin, "-brokers", strings.Join(r.seeds, ","), "-app-id", smokeApp,
 		"-state-dir", p.stateDir, "-commit-interval", "100ms", "-session-timeout", smokeSessionTimeout.String(), "-instance", name,
-		"-guarantee", string(r.guarantee))
+		"-guarantee", string(r.guarantee), "-standby-replicas", strconv.Itoa(r.standbys))
 	p.cmd.Stderr = logf
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -746,4 +749,98 @@ func TestSmokeCrashDuringRebalance(t *testing.T) {
 	if max := int(8 * perInterval); res.EchoDuplicates > max {
 		t.Errorf("%d echo records processed twice after two kills, more than %d (8 commit intervals of input)", res.EchoDuplicates, max)
 	}
+}
+
+// TestSmokeStandbyFailover runs two instances with StandbyReplicas(1),
+// each keeping a warm copy of the other's tasks, and SIGKILLs one once the
+// input is counted and the copies have caught up: the survivor opens the
+// killed instance's tasks without replaying their changelogs, and the
+// outputs hold what at-least-once requires.
+func TestSmokeStandbyFailover(t *testing.T) {
+	bin := buildSmokeApp(t)
+	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
+	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
+	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)
+	r.standbys = 1
+	r.start("a")
+	r.start("b")
+	r.waitStable(60 * time.Second)
+	cl := kafkatest.Client(t, seeds)
+	if err := <-producePaced(cl, in.Phase(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	r.waitCaughtUp(90 * time.Second)
+
+	// The changelog end of each task: the offsets its standby must reach.
+	ends := map[string]int64{}
+	topics, err := r.adm.ListTopics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var changelogs []string
+	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, smokeApp+"-") && strings.HasSuffix(name, "-changelog") {
+			changelogs = append(changelogs, name)
+		}
+	}
+	listed, err := r.adm.ListEndOffsets(context.Background(), changelogs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subOf := map[string]int{} // changelog → sub-topology of its store
+	topo, err := smoke.Topology()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range topo.SubTopologies() {
+		for _, sp := range sub.Stores {
+			subOf[smokeApp+"-"+sp.Name+"-changelog"] = sub.ID
+		}
+	}
+	listed.Each(func(o kadm.ListedOffset) {
+		ends[processor.TaskID{SubTopology: subOf[o.Topic], Partition: o.Partition}.String()] += o.Offset
+	})
+	status := func(name string) smoke.Status {
+		p := r.procs[name]
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.status
+	}
+	r.waitFor(60*time.Second, "each instance's standbys caught up with the other's tasks", func() (bool, string) {
+		var detail []string
+		ok := true
+		for _, name := range []string{"a", "b"} {
+			s := status(name)
+			detail = append(detail, s.String())
+			if len(s.Standbys) == 0 {
+				ok = false
+			}
+			for id, applied := range s.Standbys {
+				if applied != ends[id] {
+					ok = false
+				}
+			}
+		}
+		return ok, strings.Join(detail, "; ")
+	})
+	before := status("b")
+	moved := status("a").Tasks
+	var total int64
+	for _, id := range moved {
+		total += ends[id]
+	}
+	r.procs["a"].kill(t)
+	r.lastKill = time.Now()
+	delete(r.procs, "a")
+	r.waitStable(60 * time.Second)
+	after := status("b")
+	restored := after.Restored - before.Restored
+	t.Logf("b took over a's tasks %v: restored %d changelog records of their %d", moved, restored, total)
+	if restored > total/10 {
+		t.Errorf("the tasks taken over restored %d of their %d changelog records: their standbys did not spare the restore", restored, total)
+	}
+	r.stopAll(60 * time.Second)
+	r.verify(in)
 }

@@ -1,7 +1,9 @@
 package smoke
 
 import (
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -20,6 +22,12 @@ type Status struct {
 	// Ready is true when the instance runs at least one task and every one
 	// has restored its stores and processes records.
 	Ready bool
+	// Restored counts the changelog records the instance's running tasks
+	// restored when they opened.
+	Restored int64
+	// Standbys holds the standby tasks the instance keeps, with the
+	// changelog offsets their stores reached, summed.
+	Standbys map[string]int64
 }
 
 // String formats s as a status line, for example
@@ -29,7 +37,16 @@ func (s Status) String() string {
 	if s.Ready {
 		ready = "true"
 	}
-	return statusPrefix + "instance=" + s.Instance + " ready=" + ready + " tasks=" + strings.Join(s.Tasks, ",")
+	line := statusPrefix + "instance=" + s.Instance + " ready=" + ready + " tasks=" + strings.Join(s.Tasks, ",") +
+		" restored=" + strconv.FormatInt(s.Restored, 10)
+	if len(s.Standbys) > 0 {
+		var sb []string
+		for _, id := range slices.Sorted(maps.Keys(s.Standbys)) {
+			sb = append(sb, id+":"+strconv.FormatInt(s.Standbys[id], 10))
+		}
+		line += " standbys=" + strings.Join(sb, ",")
+	}
+	return line
 }
 
 // ParseStatus parses a line printed by Status.String. It reports false for
@@ -52,6 +69,16 @@ func ParseStatus(line string) (Status, bool) {
 			if v != "" {
 				s.Tasks = strings.Split(v, ",")
 			}
+		case "restored":
+			s.Restored, _ = strconv.ParseInt(v, 10, 64)
+			continue
+		case "standbys":
+			s.Standbys = map[string]int64{}
+			for _, e := range strings.Split(v, ",") {
+				id, n, _ := strings.Cut(e, ":")
+				s.Standbys[id], _ = strconv.ParseInt(n, 10, 64)
+			}
+			continue
 		default:
 			continue
 		}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/internal/smoke"
+	"github.com/kappa-streams/kappa/processor"
 )
 
 func main() { os.Exit(run()) }
@@ -45,6 +46,7 @@ func run() int {
 	instance := flag.String("instance", "", "`NAME` of this instance in status lines and logs (required)")
 	guarantee := flag.String("guarantee", string(smoke.AtLeastOnce), "processing guarantee: at-least-once or exactly-once")
 	logLevel := flag.String("log-level", "info", "log level on stderr: debug, info, warn or error")
+	standbys := flag.Int("standby-replicas", 0, "warm copies of each task kept on other instances (kappa.StandbyReplicas)")
 	flag.Parse()
 
 	var problems []string
@@ -86,6 +88,7 @@ func run() int {
 		kappa.CommitInterval(*commit),
 		kappa.SessionTimeout(*session),
 		kappa.Logger(log),
+		kappa.StandbyReplicas(*standbys),
 	}
 	// At-least-once is Kappa's default; the commit interval is passed under
 	// both guarantees, so that the flag, not Kappa's default, decides it.
@@ -126,11 +129,19 @@ func report(ctx context.Context, app *kappa.App, instance string) {
 	last := ""
 	for {
 		s := smoke.Status{Instance: instance}
-		sts := app.TaskStatus()
-		s.Ready = len(sts) > 0
-		for _, st := range sts {
+		active := 0
+		for _, st := range app.TaskStatus() {
+			if st.State == processor.TaskStandby {
+				if s.Standbys == nil {
+					s.Standbys = map[string]int64{}
+				}
+				s.Standbys[st.ID.String()] = st.Restored
+				continue
+			}
+			active++
 			s.Tasks = append(s.Tasks, st.ID.String())
-			s.Ready = s.Ready && st.Ready
+			s.Ready = (active == 1 || s.Ready) && st.Ready
+			s.Restored += st.Restored
 		}
 		slices.Sort(s.Tasks)
 		if line := s.String(); line != last {
