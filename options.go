@@ -209,8 +209,11 @@ func InstanceID(id string) Opt { return func(c *config) { c.instanceID = id } }
 // task's instance dies, the group gives the task to the instance with the
 // most caught-up copy, which opens it with little or nothing to restore.
 // A copy needs an instance other than the task's own; with fewer
-// instances, there are fewer copies. Default 0. All instances of an app
-// should use the same n.
+// instances, there are fewer copies. With standbys on, an instance that
+// joins also warms up a copy of each task the balance moves to it before
+// the task moves (KIP-441), so a scale-out never leaves a task waiting
+// for a full restore. Default 0. All instances of an app should use the
+// same n.
 func StandbyReplicas(n int) Opt { return func(c *config) { c.standbys = n } }
 
 // Handle serves h for pattern (a net/http ServeMux pattern, such as

@@ -51,7 +51,7 @@ func TestStandbyFailover(t *testing.T) {
 	dir := t.TempDir()
 	start := func(i int) (*kappa.App, func() error) {
 		return runApp(t, topo, kappa.AppID("standby"), kappa.Brokers(seeds...), kappa.CommitInterval(100*time.Millisecond),
-			kappa.StateDir(filepath.Join(dir, fmt.Sprint(i))), kappa.StandbyReplicas(1))
+			kappa.StateDir(filepath.Join(dir, fmt.Sprint(i))), kappa.StandbyReplicas(1), kappa.HTTP("127.0.0.1:0"))
 	}
 	a, _ := start(0)
 	b1, _ := start(1)
@@ -93,6 +93,21 @@ func TestStandbyFailover(t *testing.T) {
 		}
 		return true
 	})
+	// Every instance knows where each key's copies are.
+	for k := range tr.counts {
+		md, err := b1.Metadata("counts", k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := a.HTTPAddr()
+		if md.Endpoint == a.HTTPAddr() {
+			other = b1.HTTPAddr()
+		}
+		if len(md.Standbys) != 1 || md.Standbys[0] != other {
+			t.Errorf("key %s is held by %s, its standby listed on %v, want %s", k, md.Endpoint, md.Standbys, other)
+		}
+		break
+	}
 	moved := a.Tasks()
 	kappa.Kill(a)
 	kafkatest.Eventually(t, 60*time.Second, "the survivor running all four tasks", func() bool {
@@ -133,5 +148,70 @@ func TestStandbyFailover(t *testing.T) {
 		if got, _, err := kv.Get(k); err != nil || got != want {
 			t.Errorf("key %s after the failover: %d %v, want %d", k, got, err, want)
 		}
+	}
+}
+
+// TestScaleOutWarmsUp starts a second instance next to one that runs
+// every task: no task moves to it before its warm-up copy has caught up,
+// so none is unavailable for a full restore, and the tasks that move then
+// restore little.
+func TestScaleOutWarmsUp(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, "words", 4)
+	tr := makeQueryInput(2000, 20000, 17)
+	kafkatest.Produce(t, kafkatest.Client(t, seeds), tr.recs...)
+	topo := queryTopology(t)
+	dir := t.TempDir()
+	start := func(i int) *kappa.App {
+		app, _ := runApp(t, topo, kappa.AppID("scaleout"), kappa.Brokers(seeds...), kappa.CommitInterval(100*time.Millisecond),
+			kappa.StateDir(filepath.Join(dir, fmt.Sprint(i))), kappa.StandbyReplicas(1))
+		return app
+	}
+	first := start(0)
+	adm := kadm.NewClient(kafkatest.Client(t, seeds))
+	kafkatest.Eventually(t, 60*time.Second, "the input counted and committed", func() bool {
+		lag, err := adm.Lag(context.Background(), "scaleout")
+		l := lag["scaleout"]
+		return err == nil && l.Error() == nil && l.Lag.Total() == 0 && len(l.Lag["words"]) == 4
+	})
+	second := start(1)
+	// Until the second instance runs tasks, the first runs all four: no
+	// task is ever without a running owner because of the scale-out.
+	var unavailable []string
+	kafkatest.Eventually(t, 60*time.Second, "two tasks running on each instance", func() bool {
+		running := map[processor.TaskID]bool{}
+		counts := [2]int{}
+		for i, app := range []*kappa.App{first, second} {
+			for _, st := range app.TaskStatus() {
+				if st.State == processor.TaskRunning {
+					running[st.ID] = true
+					counts[i]++
+				}
+				if st.State == processor.TaskRestoring {
+					unavailable = append(unavailable, fmt.Sprintf("%s restoring %d/%d", st.ID, st.Restored, st.RestoreTarget))
+				}
+			}
+		}
+		return counts == [2]int{2, 2}
+	})
+	var restored int64
+	for _, st := range second.TaskStatus() {
+		if st.State == processor.TaskRunning {
+			restored += st.Restored
+		}
+	}
+	t.Logf("the tasks that moved restored %d changelog records; seen restoring: %v", restored, unavailable)
+	ends := changelogEnds(t, seeds, "scaleout", "counts", "per-minute")
+	var total int64
+	for _, st := range second.TaskStatus() {
+		if st.State == processor.TaskRunning {
+			for _, parts := range ends {
+				total += parts[st.ID.Partition]
+			}
+		}
+	}
+	if restored > total/10 {
+		t.Errorf("the tasks that moved to the new instance restored %d of their %d changelog records: they moved before a warm-up", restored, total)
 	}
 }

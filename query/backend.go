@@ -18,6 +18,9 @@ type Backend interface {
 	// partition, and whether that instance is this one. The endpoint is
 	// "" while no owner is known.
 	Owner(store string, partition int32) (endpoint string, local bool)
+	// StandbyOwners returns the query endpoints of the instances keeping
+	// standby copies of the task of partition (kappa.StandbyReplicas).
+	StandbyOwners(store string, partition int32) []string
 	// Endpoints returns the query endpoints of every instance of the
 	// group known from the last assignment, this one included.
 	Endpoints() []string

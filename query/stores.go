@@ -106,6 +106,10 @@ type KeyMetadata struct {
 	Endpoint string `json:"endpoint"`
 	// Local is true when this instance runs the task.
 	Local bool `json:"local"`
+	// Standbys are the query endpoints of the instances that keep a
+	// standby copy of the task (kappa.StandbyReplicas): they can take it
+	// over with little to restore. Queries are answered by the owner only.
+	Standbys []string `json:"standbys,omitempty"`
 }
 
 // Metadata returns where key of store lives, as Kafka Streams'
@@ -121,7 +125,7 @@ func (s *Stores) Metadata(store string, key any) (KeyMetadata, error) {
 		return KeyMetadata{}, err
 	}
 	endpoint, local := b.Owner(store, p)
-	return KeyMetadata{Store: store, Partition: p, Endpoint: endpoint, Local: local}, nil
+	return KeyMetadata{Store: store, Partition: p, Endpoint: endpoint, Local: local, Standbys: b.StandbyOwners(store, p)}, nil
 }
 
 // partition returns the partition of key in store.

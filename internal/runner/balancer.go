@@ -39,9 +39,10 @@ type TaskBalancer struct {
 	// OnBalance is called on the leader with the task assignment it
 	// computed, for tests and logs. May be nil.
 	OnBalance func(map[string][]processor.TaskID)
-	// OnHosts is called with the endpoint of every task's owner each
-	// time this member gets an assignment. May be nil.
-	OnHosts func(map[processor.TaskID]string)
+	// OnHosts is called with the endpoint of every task's owner, and of
+	// the members keeping standby copies of it, each time this member gets
+	// an assignment. May be nil.
+	OnHosts func(active map[processor.TaskID]string, standby map[processor.TaskID][]string)
 	// Replicas is how many standby copies of each task with persistent,
 	// logged stores the leader places on other members
 	// (kappa.StandbyReplicas).
@@ -53,9 +54,9 @@ type TaskBalancer struct {
 	// and how many changelog records each is behind; the leader gives a
 	// task whose owner is gone to its most caught-up copy.
 	StandbyLags func() map[processor.TaskID]int64
-	// OnStandbys is called with this member's standby tasks each time it
-	// gets an assignment. May be nil.
-	OnStandbys func([]processor.TaskID)
+	// OnStandbys is called with this member's standby tasks, and which of
+	// them are warm-ups, each time it gets an assignment. May be nil.
+	OnStandbys func(standbys, warmups []processor.TaskID)
 	// standbyable marks the sub-topologies whose tasks have persistent,
 	// logged stores: the only ones a standby helps.
 	standbyable map[int]bool
@@ -86,7 +87,20 @@ type assignmentData struct {
 	Hosts map[string][]string `json:"hosts,omitempty"` // endpoint → task IDs
 	// Standbys holds each member's standby tasks, by process.
 	Standbys map[string][]string `json:"standbys,omitempty"`
+	// Warmups holds, by process, the standbys that are warm-ups: copies
+	// of tasks the balance wants moved to that member once it is caught
+	// up. The member asks for a rebalance when one catches up.
+	Warmups map[string][]string `json:"warmups,omitempty"`
+	// StandbyHosts holds the standby tasks of the members that have an
+	// endpoint, by endpoint, for the query metadata.
+	StandbyHosts map[string][]string `json:"standbyHosts,omitempty"`
 }
+
+// AcceptableLag is how many changelog records a member's copy of a task
+// may be behind for the task to move to it. A task would move to a member
+// whose copy lags more (or that has none) stays with its owner, and the
+// member warms a copy up first (KIP-441).
+const AcceptableLag = 10000
 
 // NewTaskBalancer returns a balancer for topo running as appID.
 func NewTaskBalancer(topo *processor.Topology, appID string) *TaskBalancer {
@@ -196,29 +210,29 @@ func (b *TaskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int3
 	}
 	if b.OnHosts != nil {
 		hosts := make(map[processor.TaskID]string)
+		standby := make(map[processor.TaskID][]string)
 		var data assignmentData
 		if len(a.UserData) > 0 && json.Unmarshal(a.UserData, &data) == nil {
 			for endpoint, ids := range data.Hosts {
-				for _, s := range ids {
-					if id, err := processor.ParseTaskID(s); err == nil {
-						hosts[id] = endpoint
-					}
+				for _, id := range parseTaskIDs(ids) {
+					hosts[id] = endpoint
+				}
+			}
+			for endpoint, ids := range data.StandbyHosts {
+				for _, id := range parseTaskIDs(ids) {
+					standby[id] = append(standby[id], endpoint)
 				}
 			}
 		}
-		b.OnHosts(hosts)
+		b.OnHosts(hosts, standby)
 	}
 	if b.OnStandbys != nil {
 		var data assignmentData
-		var standbys []processor.TaskID
+		var standbys, warmups []processor.TaskID
 		if len(a.UserData) > 0 && json.Unmarshal(a.UserData, &data) == nil {
-			for _, s := range data.Standbys[b.Process] {
-				if id, err := processor.ParseTaskID(s); err == nil {
-					standbys = append(standbys, id)
-				}
-			}
+			standbys, warmups = parseTaskIDs(data.Standbys[b.Process]), parseTaskIDs(data.Warmups[b.Process])
 		}
-		b.OnStandbys(standbys)
+		b.OnStandbys(standbys, warmups)
 	}
 	return parts, nil
 }
@@ -301,13 +315,29 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 	})
 	hosts := assignmentData{V: 1, Hosts: make(map[string][]string)}
 	if b.Replicas > 0 {
-		standbys := assignStandbys(tasks, func(id processor.TaskID) bool { return b.standbyable[id.SubTopology] },
-			owner, len(members), b.Replicas, func(id processor.TaskID) map[int]int64 { return held[id] })
+		eligible := func(id processor.TaskID) bool { return b.standbyable[id.SubTopology] }
+		prevOwner := func(id processor.TaskID) (int, bool) { c, ok := prev[id]; return c.member, ok }
+		warmups := holdForWarmup(tasks, eligible, owner, prevOwner, func(id processor.TaskID) map[int]int64 { return held[id] })
+		standbys := assignStandbys(tasks, eligible, owner, len(members), b.Replicas, func(id processor.TaskID) map[int]int64 { return held[id] })
 		hosts.Standbys = make(map[string][]string)
+		hosts.Warmups = make(map[string][]string)
 		for _, id := range tasks {
-			for _, m := range standbys[id] {
+			ms := standbys[id]
+			if w, ok := warmups[id]; ok {
+				hosts.Warmups[datas[w].Process] = append(hosts.Warmups[datas[w].Process], id.String())
+				if !slices.Contains(ms, w) {
+					ms = append(ms, w)
+				}
+			}
+			for _, m := range ms {
 				if p := datas[m].Process; p != "" {
 					hosts.Standbys[p] = append(hosts.Standbys[p], id.String())
+				}
+				if e := endpoints[m]; e != "" {
+					if hosts.StandbyHosts == nil {
+						hosts.StandbyHosts = make(map[string][]string)
+					}
+					hosts.StandbyHosts[e] = append(hosts.StandbyHosts[e], id.String())
 				}
 			}
 		}
@@ -474,6 +504,41 @@ func assignStandbys(tasks []processor.TaskID, eligible func(processor.TaskID) bo
 		for _, m := range cands[:want] {
 			out[id] = append(out[id], m)
 			count[m]++
+		}
+	}
+	return out
+}
+
+// holdForWarmup keeps with its owner each task the balance would move to a
+// member whose copy of it lags more than AcceptableLag (or that has none),
+// changing owner in place, and returns those members, by task: they warm a
+// copy up, as a standby, and the task moves at a later rebalance, once the
+// copy has caught up. A task is then never unavailable for a full restore
+// because an instance joined (KIP-441). Only tasks with persistent, logged
+// stores are held; a task whose owner is gone goes where the balance says.
+func holdForWarmup(tasks []processor.TaskID, eligible func(processor.TaskID) bool, owner map[processor.TaskID]int,
+	prevOwner func(processor.TaskID) (int, bool), held func(processor.TaskID) map[int]int64) map[processor.TaskID]int {
+	out := make(map[processor.TaskID]int)
+	for _, id := range tasks {
+		prev, ok := prevOwner(id)
+		to := owner[id]
+		if !ok || prev == to || !eligible(id) {
+			continue
+		}
+		if lag, ok := held(id)[to]; ok && lag <= AcceptableLag {
+			continue // a caught-up copy: move now
+		}
+		owner[id] = prev
+		out[id] = to
+	}
+	return out
+}
+
+func parseTaskIDs(ss []string) []processor.TaskID {
+	var out []processor.TaskID
+	for _, s := range ss {
+		if id, err := processor.ParseTaskID(s); err == nil {
+			out = append(out, id)
 		}
 	}
 	return out

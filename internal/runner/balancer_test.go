@@ -254,3 +254,29 @@ func TestOwnerGoneGoesToBestCopy(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldForWarmup checks that a task the balance would move to a member
+// without a caught-up copy stays with its owner while the member warms one
+// up, and moves when the copy is close enough.
+func TestHoldForWarmup(t *testing.T) {
+	tasks := ids(2, 2)
+	a, b, c, d := tasks[0], tasks[1], tasks[2], tasks[3]
+	eligible := func(id processor.TaskID) bool { return id.SubTopology == 0 } // sub-topology 1 has no stores
+	owner := map[processor.TaskID]int{a: 1, b: 1, c: 1, d: 1}
+	prev := map[processor.TaskID]int{a: 0, b: 0, c: 0} // d is new
+	copies := map[processor.TaskID]map[int]int64{b: {1: AcceptableLag}}
+	warm := holdForWarmup(tasks, eligible, owner, func(id processor.TaskID) (int, bool) { m, ok := prev[id]; return m, ok },
+		func(id processor.TaskID) map[int]int64 { return copies[id] })
+	if owner[a] != 0 || warm[a] != 1 {
+		t.Errorf("task a without a copy on member 1: owner %d, warm-up %v; want it kept on 0 and warmed on 1", owner[a], warm)
+	}
+	if owner[b] != 1 {
+		t.Errorf("task b with a caught-up copy on member 1 stayed on %d", owner[b])
+	}
+	if owner[c] != 1 || owner[d] != 1 {
+		t.Errorf("tasks without stores or without an owner were held: %v", owner)
+	}
+	if len(warm) != 1 {
+		t.Errorf("warm-ups %v, want only task a", warm)
+	}
+}

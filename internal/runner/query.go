@@ -121,8 +121,24 @@ func (r *Runtime) Endpoints() []string {
 // Self implements query.Backend.
 func (r *Runtime) Self() string { return r.cfg.Endpoint }
 
-// setHosts keeps the task owners' endpoints of the latest assignment.
-func (r *Runtime) setHosts(h map[processor.TaskID]string) { r.hosts.Store(&h) }
+// setHosts keeps the endpoints of the task owners and of their standby
+// copies from the latest assignment.
+func (r *Runtime) setHosts(h map[processor.TaskID]string, standby map[processor.TaskID][]string) {
+	r.standbyHosts.Store(&standby)
+	r.hosts.Store(&h)
+}
+
+// StandbyOwners implements query.Backend.
+func (r *Runtime) StandbyOwners(store string, partition int32) []string {
+	sub, _, err := r.storeTask(store)
+	if err != nil {
+		return nil
+	}
+	if h := r.standbyHosts.Load(); h != nil {
+		return slices.Clone((*h)[processor.TaskID{SubTopology: sub, Partition: partition}])
+	}
+	return nil
+}
 
 // tasklifeOf returns the life-cycle operations of a task.
 func tasklifeOf(t *processor.Task) tasklife.Ops { return tasklife.Of(t) }

@@ -62,6 +62,7 @@ type Runtime struct {
 	stopping       []*standby
 	standbyMu      sync.Mutex
 	wantStandby    []processor.TaskID
+	warmups        map[processor.TaskID]bool // under standbyMu
 	standbyVer     atomic.Int64
 	standbyApplied int64
 	standbyView    atomic.Pointer[[]*standby]
@@ -69,7 +70,8 @@ type Runtime struct {
 	fencedBy error
 	// hosts holds the query endpoint of every task's owner, from the
 	// latest assignment.
-	hosts atomic.Pointer[map[processor.TaskID]string]
+	hosts        atomic.Pointer[map[processor.TaskID]string]
+	standbyHosts atomic.Pointer[map[processor.TaskID][]string]
 	// txnID is the transactional ID under exactly-once, "" otherwise.
 	txnID string
 	// instance holds the instance's slot of the state directory, whose

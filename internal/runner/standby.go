@@ -51,12 +51,33 @@ func (s *standby) lag() int64 {
 }
 
 // setStandbys records this member's standby tasks from its latest
-// assignment; the run loop starts and stops them.
-func (r *Runtime) setStandbys(ids []processor.TaskID) {
+// assignment, and which are warm-ups; the run loop starts and stops them.
+func (r *Runtime) setStandbys(ids, warmups []processor.TaskID) {
 	r.standbyMu.Lock()
 	r.wantStandby = ids
+	r.warmups = make(map[processor.TaskID]bool, len(warmups))
+	for _, id := range warmups {
+		r.warmups[id] = true
+	}
 	r.standbyMu.Unlock()
 	r.standbyVer.Add(1)
+}
+
+// caughtUp is called when a standby has caught up. A warm-up copy that
+// is close enough asks for a rebalance, once: its member's metadata now
+// reports the small lag, and the leader moves the task to it (KIP-441's
+// probing rebalance).
+func (r *Runtime) caughtUp(sb *standby) {
+	r.standbyMu.Lock()
+	warm := r.warmups[sb.id]
+	if warm && sb.lag() <= AcceptableLag {
+		delete(r.warmups, sb.id)
+	}
+	r.standbyMu.Unlock()
+	if warm && sb.lag() <= AcceptableLag {
+		r.log.Info("warm-up copy caught up: asking for a rebalance to take the task", "task", sb.id.String())
+		r.cl.ForceRebalance()
+	}
 }
 
 // reconcileStandbys starts the wanted standbys and stops the others and
@@ -174,6 +195,7 @@ func (r *Runtime) runStandby(ctx context.Context, sb *standby) {
 				sb.end.Store(end)
 			}
 			sb.caughtUp.Store(true)
+			r.caughtUp(sb)
 			// A standby holds committed changelog data only: its
 			// directory is clean, whatever an earlier owner left.
 			if err := ops.MarkClean(); err != nil {
