@@ -312,4 +312,7 @@ func (r *Runtime) loseTasks(tasks []*runTask, why error) {
 		"tasks", len(ids), "committing", len(tasks), "error", why)
 	r.closeTasks(ids)
 	r.dirty = false
+	for id := range ids {
+		r.rejoinReopen[id] = true
+	}
 }

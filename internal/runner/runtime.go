@@ -84,6 +84,12 @@ type Runtime struct {
 	// reopening holds the tasks closed after an aborted transaction that
 	// wait to be opened again from their committed state (tryReopen).
 	reopening map[processor.TaskID]bool
+	// rejoinReopen holds the tasks a fenced commit closed (loseTasks): the
+	// group may give them back to this member in the rebalance that
+	// follows, without revoking them (its client still owns their
+	// partitions), so those not revoked or lost by the end of that
+	// rebalance are reopened from their committed state. Under mu.
+	rejoinReopen map[processor.TaskID]bool
 
 	mu    sync.Mutex // held while processing a poll, committing, or rebalancing
 	tasks map[processor.TaskID]*runTask
@@ -130,8 +136,9 @@ func New(cfg Config) (*Runtime, error) {
 		tasks:    make(map[processor.TaskID]*runTask),
 		keyParts: coPartitionedInputs(cfg.Topology, cfg.Plan),
 
-		reopening: make(map[processor.TaskID]bool),
-		standbys:  make(map[processor.TaskID]*standby),
+		reopening:    make(map[processor.TaskID]bool),
+		rejoinReopen: make(map[processor.TaskID]bool),
+		standbys:     make(map[processor.TaskID]*standby),
 	}
 	r.failed, r.failedNow = context.WithCancel(context.Background())
 	var topics []string

@@ -186,6 +186,15 @@ func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[stri
 			r.assign(processor.TaskID{SubTopology: sub, Partition: p})
 		}
 	}
+	// The tasks a fenced commit closed that the group left with this
+	// member: its client still owns their partitions, so no callback
+	// assigns them again. They reopen from their committed state.
+	for id := range r.rejoinReopen {
+		if _, open := r.tasks[id]; !open {
+			r.reopening[id] = true
+		}
+	}
+	clear(r.rejoinReopen)
 	r.log.Info("tasks assigned", "assigned", assigned)
 }
 
@@ -237,6 +246,7 @@ func (r *Runtime) forgetReopening(parts map[string][]int32) {
 		if sub, ok := r.subs[topic]; ok {
 			for _, p := range ps {
 				delete(r.reopening, processor.TaskID{SubTopology: sub, Partition: p})
+				delete(r.rejoinReopen, processor.TaskID{SubTopology: sub, Partition: p})
 			}
 		}
 	}
