@@ -36,6 +36,14 @@
 // and the input offsets: consumers that read committed data see every
 // record's effects exactly once, whatever crashes.
 //
+// # Moving tasks
+//
+// StandbyReplicas(n) keeps warm copies of each stateful task on n other
+// instances, so that a task taken over after a crash, or moved to an
+// instance that joins, opens with little or nothing to restore.
+// InstanceID makes an instance a static member: restarted within the
+// session timeout, it gets its tasks back without a rebalance.
+//
 // # Bad records
 //
 // A record that fails to decode, or whose processing returns an error or
