@@ -222,7 +222,7 @@ func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
 		}
 		logf("restoring store", "store", name, "topic", ts.topic, "from", from, "to", end)
 		var b state.Batch
-		next, err := r.ReadChangelog(ctx, ts.topic, t.ID.Partition, from, func(recs []*RawRecord) error {
+		next, err := r.ReadChangelog(ctx, ts.topic, t.ID.Partition, from, end, func(recs []*RawRecord) error {
 			b.Reset()
 			for _, rec := range recs {
 				if rec.Value == nil {

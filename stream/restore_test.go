@@ -20,7 +20,7 @@ func (c changelog) EndOffset(context.Context, string, int32) (int64, error) {
 	return int64(len(c)), nil
 }
 
-func (c changelog) ReadChangelog(_ context.Context, _ string, _ int32, from int64, apply func([]*processor.RawRecord) error) (int64, error) {
+func (c changelog) ReadChangelog(_ context.Context, _ string, _ int32, from, _ int64, apply func([]*processor.RawRecord) error) (int64, error) {
 	if from >= int64(len(c)) {
 		return from, nil
 	}

@@ -340,7 +340,7 @@ func (c changelogs) EndOffset(_ context.Context, topic string, partition int32) 
 }
 
 // ReadChangelog hands apply the in-memory partition from offset from.
-func (c changelogs) ReadChangelog(_ context.Context, topic string, partition int32, from int64, apply func([]*processor.RawRecord) error) (int64, error) {
+func (c changelogs) ReadChangelog(_ context.Context, topic string, partition int32, from, _ int64, apply func([]*processor.RawRecord) error) (int64, error) {
 	t := c.d.topics[topic]
 	if t == nil || int(partition) >= len(t.parts) {
 		return from, nil

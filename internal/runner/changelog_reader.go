@@ -197,13 +197,9 @@ func (c *changelogReader) cancel(tp topicPartition, sub *changelogSub) {
 }
 
 // ReadChangelog implements ChangelogReader: it reads the partition from
-// from up to its end offset as of the call, and returns the offset after
-// the last record applied.
-func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*processor.RawRecord) error) (int64, error) {
-	end, err := c.EndOffset(ctx, topic, partition)
-	if err != nil {
-		return from, err
-	}
+// from up to end (which the caller listed with EndOffset), and returns the
+// offset after the last record applied.
+func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, partition int32, from, end int64, apply func([]*processor.RawRecord) error) (int64, error) {
 	if from >= end {
 		return from, nil
 	}

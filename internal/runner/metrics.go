@@ -388,15 +388,15 @@ func (m *meteredReader) EndOffset(ctx context.Context, topic string, partition i
 }
 
 // ReadChangelog implements tasklife.ChangelogReader.
-func (m *meteredReader) ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) (int64, error) {
+func (m *meteredReader) ReadChangelog(ctx context.Context, topic string, partition int32, from, end int64, apply func([]*kgo.Record) error) (int64, error) {
 	sm := m.stores[topic]
 	if sm == nil {
-		return m.changelogReader.ReadChangelog(ctx, topic, partition, from, apply)
+		return m.changelogReader.ReadChangelog(ctx, topic, partition, from, end, apply)
 	}
 	sm.next.Store(from)
 	sm.restoring.Store(true)
 	defer sm.restoring.Store(false)
-	return m.changelogReader.ReadChangelog(ctx, topic, partition, from, func(recs []*kgo.Record) error {
+	return m.changelogReader.ReadChangelog(ctx, topic, partition, from, end, func(recs []*kgo.Record) error {
 		if err := apply(recs); err != nil {
 			return err
 		}

@@ -22,9 +22,9 @@ type ChangelogReader interface {
 	// partition: where a restore that starts now ends.
 	EndOffset(ctx context.Context, topic string, partition int32) (int64, error)
 	// ReadChangelog calls apply with batches of the records of topic's
-	// partition, from offset from up to the partition's end as of the
-	// call. It returns the offset after the last record read.
-	ReadChangelog(ctx context.Context, topic string, partition int32, from int64, apply func([]*kgo.Record) error) (next int64, err error)
+	// partition, from offset from up to end, which the caller had from
+	// EndOffset. It returns the offset after the last record read.
+	ReadChangelog(ctx context.Context, topic string, partition int32, from, end int64, apply func([]*kgo.Record) error) (next int64, err error)
 }
 
 // Ops are the life-cycle operations of one task. They must be called
