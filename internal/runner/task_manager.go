@@ -71,7 +71,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 	r.restoring.Add(1)
 	go func() {
 		defer r.restoring.Done()
-		t, err := r.openAndRestore(ctx, rt)
+		t, err := r.openAndRestoreRetrying(ctx, rt)
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		if r.tasks[id] != rt || ctx.Err() != nil {
@@ -96,6 +96,32 @@ func (r *Runtime) assign(id processor.TaskID) {
 		r.cl.ResumeFetchPartitions(parts)
 		r.log.Info("task started", "task", id.String(), "restored", t.Stats().Restored.Load())
 	}()
+}
+
+// restoreRetryFor bounds how long a task's open and restore are retried
+// after failures (brokers restarting or unreachable) before the instance
+// gives up.
+const restoreRetryFor = 5 * time.Minute
+
+// openAndRestoreRetrying is openAndRestore, tried again after a failure,
+// with backoff, for up to restoreRetryFor: a restore that fails because
+// the brokers restart must not stop the instance.
+func (r *Runtime) openAndRestoreRetrying(ctx context.Context, rt *runTask) (*processor.Task, error) {
+	deadline := time.Now().Add(restoreRetryFor)
+	backoff := 100 * time.Millisecond
+	for {
+		t, err := r.openAndRestore(ctx, rt)
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
+			return t, err
+		}
+		r.log.Warn("opening or restoring task failed; trying again", "task", rt.id.String(), "in", backoff, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // openAndRestore opens a task, waiting for its state directory if the
