@@ -47,26 +47,12 @@ func runCount(args []string) error {
 	f.registerWith(fs, 500000, "raw,kappa,goka", 1)
 	every := fs.Duration("commit-interval", time.Second, "commit interval of every contender (kappa's CommitInterval, the raw loop's, goka's sarama auto-commit)")
 	cache := fs.Int64("cache-bytes", -1, "kappa's record-cache budget (kappa.CacheBytes); -1 keeps the default")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	err := f.validate()
-	if *every <= 0 {
-		err = errors.Join(err, fmt.Errorf("-commit-interval %v: must be positive", *every))
-	}
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	h, err := newHarness(ctx, "count", &f)
+	h, err := startStateful(ctx, fs, args, &f, every, "count")
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	h.startLabel = "first input processed"
 
 	const in = "count-in"
 	if err := h.createTopic(ctx, in, int32(f.partitions)); err != nil {

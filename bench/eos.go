@@ -47,26 +47,12 @@ func runEOS(args []string) error {
 	fs.Lookup("profile").DefValue = f.profile
 	every := fs.Duration("commit-interval", 100*time.Millisecond, "commit interval of the eos and alos contenders (kappa.CommitInterval; exactly-once's default); alos30s keeps at-least-once's default 30s")
 	cache := fs.Int64("cache-bytes", -1, "kappa's record-cache budget (kappa.CacheBytes) of every contender; -1 keeps the default")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	err := f.validate()
-	if *every <= 0 {
-		err = errors.Join(err, fmt.Errorf("-commit-interval %v: must be positive", *every))
-	}
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	h, err := newHarness(ctx, "eos", &f)
+	h, err := startStateful(ctx, fs, args, &f, every, "eos")
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	h.startLabel = "first input processed"
 
 	const in = "eos-in"
 	if err := h.createTopic(ctx, in, int32(f.partitions)); err != nil {

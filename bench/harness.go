@@ -1139,3 +1139,28 @@ func rawGroupClient(j job, commit func(context.Context, *kgo.Client) error, revo
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
 }
+
+// startStateful parses the flags of a stateful workload (W2, W3, W4, W8),
+// checks them and its commit interval (read once parsed), and starts its harness, whose start
+// label is the first input processed. The caller closes the harness.
+func startStateful(ctx context.Context, fs *flag.FlagSet, args []string, f *commonFlags, every *time.Duration, workload string) (*harness, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	err := f.validate()
+	if *every <= 0 {
+		err = errors.Join(err, fmt.Errorf("-commit-interval %v: must be positive", *every))
+	}
+	if err != nil {
+		return nil, err
+	}
+	h, err := newHarness(ctx, workload, f)
+	if err != nil {
+		return nil, err
+	}
+	h.startLabel = "first input processed"
+	return h, nil
+}

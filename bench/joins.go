@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -96,26 +95,12 @@ func runJoins(args []string) error {
 	fs.Lookup("timeout").DefValue = f.timeout.String()
 	every := fs.Duration("commit-interval", time.Second, "commit interval of every contender (kappa's CommitInterval)")
 	cache := fs.Int64("cache-bytes", -1, "kappa's record-cache budget (kappa.CacheBytes) of every contender; -1 keeps the default")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	err := f.validate()
-	if *every <= 0 {
-		err = errors.Join(err, fmt.Errorf("-commit-interval %v: must be positive", *every))
-	}
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	h, err := newHarness(ctx, "joins", &f)
+	h, err := startStateful(ctx, fs, args, &f, every, "joins")
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	h.startLabel = "first input processed"
 
 	for _, t := range []string{w8Articles, w8Clicks, w8Impressions, w8AdClicks} {
 		if err := h.createTopic(ctx, t, int32(f.partitions)); err != nil {

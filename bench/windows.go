@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -77,26 +76,12 @@ func runWindows(args []string) error {
 	fs.Lookup("profile").DefValue = f.profile
 	every := fs.Duration("commit-interval", time.Second, "commit interval of every contender (kappa's CommitInterval)")
 	cache := fs.Int64("cache-bytes", -1, "kappa's record-cache budget (kappa.CacheBytes) of every contender; -1 keeps the default")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	err := f.validate()
-	if *every <= 0 {
-		err = errors.Join(err, fmt.Errorf("-commit-interval %v: must be positive", *every))
-	}
-	if err != nil {
-		return err
-	}
 	ctx := context.Background()
-	h, err := newHarness(ctx, "windows", &f)
+	h, err := startStateful(ctx, fs, args, &f, every, "windows")
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	h.startLabel = "first input processed"
 
 	const in = "windows-in"
 	if err := h.createTopic(ctx, in, int32(f.partitions)); err != nil {
