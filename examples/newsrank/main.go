@@ -199,7 +199,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 }
 
 // newApp builds the ranking app: the pipeline, its HTTP API and the page.
-func newApp(o options, seeds []string, topics rank.Topics) (*kappa.App, *site, error) {
+func newApp(o options, seeds []string, topics rank.Topics, extra ...kappa.Opt) (*kappa.App, *site, error) {
 	topo, err := rank.Topology(rank.DefaultParams, topics)
 	if err != nil {
 		return nil, nil, err
@@ -216,7 +216,7 @@ func newApp(o options, seeds []string, topics rank.Topics) (*kappa.App, *site, e
 	}
 	web, _ := fs.Sub(webFS, "web")
 	var s *site
-	app, err := kappa.New(topo, kappa.AppID(o.appID), kappa.Brokers(seeds...), kappa.Logger(logger),
+	opts := []kappa.Opt{kappa.AppID(o.appID), kappa.Brokers(seeds...), kappa.Logger(logger),
 		kappa.StateDir(filepath.Clean(dir)), kappa.HTTP(o.httpAddr), kappa.HandleSignals(false),
 		// Exactly once: every minute is folded into the scores once, and
 		// readers of the rankings topic see each ranking once.
@@ -231,7 +231,8 @@ func newApp(o options, seeds []string, topics rank.Topics) (*kappa.App, *site, e
 		kappa.Handle("GET /v1/rank", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveRank(w, r) })),
 		kappa.Handle("GET /api/state", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveState(w, r) })),
 		kappa.Handle("GET /", http.FileServerFS(web)),
-	)
+	}
+	app, err := kappa.New(topo, append(opts, extra...)...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -76,9 +76,9 @@ func readAll(t testing.TB, seeds []string, topic string) []*kgo.Record {
 
 // runNewsApp runs the ranking app on topics until the test ends; stop
 // stops it.
-func runNewsApp(t *testing.T, seeds []string, appID string, topics rank.Topics) (*kappa.App, func()) {
+func runNewsApp(t *testing.T, seeds []string, appID string, topics rank.Topics, extra ...kappa.Opt) (*kappa.App, func()) {
 	t.Helper()
-	app, _, err := newApp(options{appID: appID, stateDir: t.TempDir(), httpAddr: "127.0.0.1:0"}, seeds, topics)
+	app, _, err := newApp(options{appID: appID, stateDir: t.TempDir(), httpAddr: "127.0.0.1:0"}, seeds, topics, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,8 @@ func waitRankings(t *testing.T, seeds []string, topic string, want int) []*kgo.R
 //
 //   - recomputes every emitted ranking by brute force from the input log
 //     (oracle): the same order, scores equal to 1e-9;
-//   - reprocesses the log from offset 0 under a new app ID: each key's
+//   - reprocesses the log from offset 0 under a new app ID, with a record
+//     cache that evicts at every write and commits every 20ms: each key's
 //     sequence of rankings is byte-identical;
 //   - copies the input into one-partition topics and runs the app on them:
 //     the same rankings as with four partitions.
@@ -297,8 +298,10 @@ func TestRankingsAreTheOraclesAndReplay(t *testing.T) {
 	stop()
 	checkOracle(t, live, want)
 
-	// Replay under a new app ID.
-	_, stopReplay := runNewsApp(t, seeds, "nr-replay", rank.Topics{Rankings: "rankings-replay"})
+	// Replay under a new app ID, under pressure: a record cache of one
+	// byte, which evicts at every write, and commits every 20ms.
+	_, stopReplay := runNewsApp(t, seeds, "nr-replay", rank.Topics{Rankings: "rankings-replay"},
+		kappa.CacheBytes(1), kappa.CommitInterval(20*time.Millisecond))
 	replay := waitRankings(t, seeds, "rankings-replay", len(live))
 	stopReplay()
 	sameSequences(t, "replay", byKey(t, live), byKey(t, replay), false)
