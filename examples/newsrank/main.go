@@ -224,10 +224,10 @@ func newApp(o options, seeds []string, topics rank.Topics, extra ...kappa.Opt) (
 		// A task reading impressions and clicks takes them in timestamp
 		// order, waiting for the one that lags, so that a replay of the
 		// log closes every minute with the same events.
-		kappa.MaxTaskIdle(10*time.Second),
+		kappa.MaxTaskIdle(10 * time.Second),
 		// A killed instance's tasks move after 10s rather than Kafka's
 		// default 45s: the page and /v1/rank come back sooner.
-		kappa.SessionTimeout(10*time.Second),
+		kappa.SessionTimeout(10 * time.Second),
 		kappa.Handle("GET /v1/rank", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveRank(w, r) })),
 		kappa.Handle("GET /api/state", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveState(w, r) })),
 		kappa.Handle("GET /", http.FileServerFS(web)),
