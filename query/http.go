@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/state"
 )
 
@@ -310,14 +311,14 @@ func (s *Stores) serveRange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := s.live()
+	var spec *processor.StoreSpec
 	if err == nil {
-		_, err = s.spec(store)
+		spec, err = s.spec(store)
 	}
 	if err != nil {
 		fail(w, err)
 		return
 	}
-	spec, _ := s.spec(store)
 	if spec.Segments != nil {
 		fail(w, badRequest("store %q is a window or session store: fetch a key's windows", store))
 		return
