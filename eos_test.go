@@ -108,11 +108,7 @@ func TestExactlyOnceCrashAndRestart(t *testing.T) {
 	kafkatest.Produce(t, cl, inputs[4500:]...)
 	_, stop2 := runApp(t, countTopology(t), opts...)
 	want := truthCounts(inputs)
-	waitCommittedCounts(t, seeds, want)
-	if err := stop2(); err != nil {
-		t.Fatal(err)
-	}
-	checkCommittedSequences(t, seeds, want)
+	stopWhenExact(t, seeds, want, stop2)
 }
 
 // TestExactlyOnceRejectedOutputRetried makes the broker reject one
@@ -191,6 +187,18 @@ func waitCommittedCounts(t *testing.T, seeds []string, want map[string]int64) {
 			t.Fatalf("committed counts after 60s: %s", diffCounts(got, want))
 		}
 	}
+}
+
+// stopWhenExact waits until the counts read committed equal want, stops
+// the app with stop, which must return no error, and checks every key's
+// committed sequence of counts.
+func stopWhenExact(t *testing.T, seeds []string, want map[string]int64, stop func() error) {
+	t.Helper()
+	waitCommittedCounts(t, seeds, want)
+	if err := stop(); err != nil {
+		t.Fatalf("the app stopped with %v", err)
+	}
+	checkCommittedSequences(t, seeds, want)
 }
 
 // checkCommittedSequences checks every key's committed counts: each rises

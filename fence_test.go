@@ -2,14 +2,18 @@ package kappa_test
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -96,27 +100,75 @@ func TestFencedInstanceRejoins(t *testing.T) {
 	})
 	// At least once: every click is counted, maybe more than once (the
 	// input since the last commit is reprocessed after the rejoin).
-	want := truthCounts(inputs)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out.poll()
-		low := 0
-		for k, n := range want {
-			if out.latest[k] < n {
-				low++
-			}
-		}
-		if low == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the rejoin, %d articles are counted below their clicks: %s", low, diffCounts(out.latest, want))
-		}
-	}
+	waitLatestCounts(t, seeds, truthCounts(inputs))
 	if err := stop(); err != nil {
 		t.Fatalf("the instance stopped with %v after being fenced", err)
 	}
 	if !bytes.Contains([]byte(logs.String()), []byte("no longer a member")) && !bytes.Contains([]byte(logs.String()), []byte("tasks lost")) {
 		t.Fatalf("no log line says the tasks were lost:\n%s", logs.String())
 	}
+}
+
+// TestExactlyOnceFencedProducerRecovers fences the instance's
+// transactional producer again and again while it runs under exactly-once,
+// as a zombie with its transactional ID, a pause past the transaction
+// timeout or a broker restart does: another producer initializes the same
+// transactional ID, which bumps its epoch and aborts the open
+// transaction. The instance's next produce, offset commit or abort is
+// refused (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED). It must not stop: it
+// replaces its producer, reopens its tasks from their committed state,
+// and the counts read committed end exact.
+func TestExactlyOnceFencedProducerRecovers(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, "clicks", 2)
+	inputs, _ := makeClicks(6000, 50)
+	cl := kafkatest.Client(t, seeds)
+	kafkatest.Produce(t, cl, inputs[:1000]...)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	app, stop := runApp(t, countTopology(t), kappa.AppID(countsApp), kappa.Brokers(seeds...),
+		kappa.Guarantee(kappa.ExactlyOnce), kappa.StateDir(t.TempDir()), kappa.CacheBytes(1<<10),
+		kappa.CommitInterval(200*time.Millisecond), kappa.Logger(log))
+	kafkatest.Eventually(t, 60*time.Second, "the first commits", func() bool { return app.Commits() > 0 })
+	adm := kadm.NewClient(cl)
+	var txnID string
+	kafkatest.Eventually(t, 30*time.Second, "the instance's transactional ID to be listed", func() bool {
+		txns, err := adm.ListTransactions(context.Background(), nil, nil)
+		if err != nil {
+			return false
+		}
+		for _, tx := range txns.Sorted() {
+			if strings.HasPrefix(tx.TxnID, countsApp+"-") {
+				txnID = tx.TxnID
+			}
+		}
+		return txnID != ""
+	})
+	// Five fences, each while the instance has records of an open
+	// transaction in flight.
+	for i := range 5 {
+		from, to := 1000+i*1000, 2000+i*1000
+		kafkatest.Produce(t, cl, inputs[from:to]...)
+		before := app.Processed()
+		kafkatest.Eventually(t, 30*time.Second, "the instance to process more", func() bool { return app.Processed() > before })
+		zombie := kafkatest.Client(t, seeds, kgo.TransactionalID(txnID))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, _, err := zombie.ProducerID(ctx); err != nil { // InitProducerID: the epoch bump
+			t.Fatalf("fence %d: init producer ID %s: %v", i, txnID, err)
+		}
+		cancel()
+		zombie.Close()
+	}
+	want := truthCounts(inputs)
+	stopWhenExact(t, seeds, want, stop)
+	if !strings.Contains(logs.String(), "replacing the producer") {
+		t.Fatalf("no log line says the fenced producer was replaced:\n%s", lastLogLines(logs.String(), 40))
+	}
+}
+
+// lastLogLines returns the last n lines of logs.
+func lastLogLines(logs string, n int) string {
+	lines := strings.Split(strings.TrimRight(logs, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/internal/runner"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -110,6 +111,8 @@ func BrokerOptions(opts ...broker.ConnOpt) Opt {
 // a shorter interval means less reprocessing after a crash. A commit runs
 // when records were processed or wall-clock punctuators fired since the
 // last one. A rejected output does not wait for it: the app stops at once.
+// Under ExactlyOnce each interval is one transaction, so it may be at most
+// 5 minutes.
 func CommitInterval(d time.Duration) Opt { return func(c *config) { c.commitInterval = d } }
 
 // OnError sets the policy for failed records, overriding the default
@@ -278,6 +281,11 @@ func (c *config) validate() error {
 	}
 	if c.commitInterval < 0 {
 		errs = append(errs, fmt.Errorf("kappa: CommitInterval(%v): must be positive, for example 5*time.Second", c.commitInterval))
+	}
+	if c.guarantee == ExactlyOnce && c.commitInterval > runner.MaxCommitIntervalExactlyOnce {
+		errs = append(errs, fmt.Errorf("kappa: CommitInterval(%v): under ExactlyOnce at most %v, since one transaction spans a commit interval "+
+			"and brokers abort transactions older than transaction.max.timeout.ms (15m by default); commit more often",
+			c.commitInterval, runner.MaxCommitIntervalExactlyOnce))
 	}
 	if c.guarantee != AtLeastOnce && c.guarantee != ExactlyOnce {
 		errs = append(errs, fmt.Errorf("kappa: Guarantee(%d): use kappa.AtLeastOnce or kappa.ExactlyOnce", c.guarantee))

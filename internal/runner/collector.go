@@ -1,46 +1,142 @@
-// The record collector: every output, changelog and dead-letter record
-// of the instance goes through Runtime.Send to the one producer, and the
-// first delivery failure stops the runtime.
+// The record collector: every output, changelog, repartition and
+// dead-letter record of the instance goes through one producer, and the
+// first delivery failure stops the tasks.
 
 package runner
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Send implements Collector: records go to the client's producer. Once a
-// produce has failed, Send drops records: the runtime is stopping without
-// committing, so the inputs behind them are reprocessed after a restart.
-func (r *Runtime) Send(rec *processor.RawRecord) {
-	if r.prodErr.Load() != nil {
-		return
-	}
-	if r.txnID != "" {
-		r.txnRecords.Add(1)
-	}
-	r.cl.Produce(context.Background(), rec, r.promise)
+// collector owns the instance's producer. Under at-least-once that is the
+// group's client; under exactly-once it is a transactional client of its
+// own, which the exactly-once committer replaces when the brokers fence
+// it: a fenced transactional producer never recovers, as in Kafka
+// Streams, where the StreamsProducer is closed and created again.
+//
+// Send may be called from the tasks' goroutines while the runtime's lock
+// is held; replace, reset and the producer's transaction calls only under
+// that lock, with no task processing.
+type collector struct {
+	log  *slog.Logger
+	prod atomic.Pointer[kgo.Client]
+	// newProd makes a new producer for replace; nil when the producer is
+	// the group's client, which is never replaced.
+	newProd func() (*kgo.Client, error)
+	// sent counts the records sent since the last resetSent: under
+	// exactly-once, those of the open transaction.
+	sent atomic.Int64
+
+	// err is the first delivery failure since the last reset; once set,
+	// Send drops records and the tasks stop.
+	err atomic.Pointer[processor.ProduceError]
+	// failed is canceled with err, to wake a poll in progress. Under mu,
+	// since reset replaces it while promises may run.
+	mu        sync.Mutex
+	failed    context.Context
+	failedNow context.CancelFunc
 }
 
-// promise keeps the first delivery failure and wakes the run loop, which
-// stops: tasks observe it before their next record.
-func (r *Runtime) promise(rec *kgo.Record, err error) {
+func newCollector(log *slog.Logger, prod *kgo.Client, newProd func() (*kgo.Client, error)) *collector {
+	c := &collector{log: log, newProd: newProd}
+	c.prod.Store(prod)
+	c.failed, c.failedNow = context.WithCancel(context.Background())
+	return c
+}
+
+// producer returns the client records are produced with.
+func (c *collector) producer() *kgo.Client { return c.prod.Load() }
+
+// Send implements processor.Collector: records go to the producer. Once a
+// produce has failed, Send drops records: nothing after the failure is
+// committed, so the inputs behind them are processed again.
+func (c *collector) Send(rec *processor.RawRecord) {
+	if c.err.Load() != nil {
+		return
+	}
+	c.sent.Add(1)
+	c.prod.Load().Produce(context.Background(), rec, c.promise)
+}
+
+// promise keeps the first delivery failure and wakes the run loop: tasks
+// observe it before their next record.
+func (c *collector) promise(rec *kgo.Record, err error) {
 	if err == nil {
 		return
 	}
-	if r.prodErr.CompareAndSwap(nil, &processor.ProduceError{Topic: rec.Topic, Partition: rec.Partition, Err: err}) {
-		r.log.Error("output not acknowledged: stopping without committing; the input is reprocessed after a restart",
+	if c.err.CompareAndSwap(nil, &processor.ProduceError{Topic: rec.Topic, Partition: rec.Partition, Err: err}) {
+		c.log.Error("output not acknowledged: nothing after it is committed; its input is processed again",
 			"topic", rec.Topic, "partition", rec.Partition, "error", err)
-		r.failedNow()
+		c.mu.Lock()
+		c.failedNow()
+		c.mu.Unlock()
 	}
 }
 
-// produceErr returns the first produce failure, or nil.
-func (r *Runtime) produceErr() error {
-	if e := r.prodErr.Load(); e != nil {
+// Err returns the first delivery failure since the last reset, or nil.
+func (c *collector) Err() error {
+	if e := c.err.Load(); e != nil {
 		return e
 	}
 	return nil
+}
+
+// failedDone returns a channel closed at the next delivery failure.
+func (c *collector) failedDone() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
+}
+
+// flush waits until every record sent is acknowledged or failed, and
+// returns the first failure.
+func (c *collector) flush(ctx context.Context) error {
+	if err := c.prod.Load().Flush(ctx); err != nil {
+		return fmt.Errorf("processor: flush before commit: %w", err)
+	}
+	return c.Err()
+}
+
+// reset forgets the delivery failure, once the work it spoiled has been
+// abandoned (the transaction aborted), so that Send produces again.
+func (c *collector) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.err.Store(nil)
+	c.failedNow()
+	c.failed, c.failedNow = context.WithCancel(context.Background())
+}
+
+// resetSent starts counting the records of a new transaction.
+func (c *collector) resetSent() { c.sent.Store(0) }
+
+// replace closes the producer and makes a new one. Under exactly-once the
+// new producer's initialization bumps the transactional ID's epoch, which
+// aborts whatever transaction the old one left open.
+func (c *collector) replace() error {
+	if c.newProd == nil {
+		return nil
+	}
+	old := c.prod.Load()
+	old.Close() // records still buffered fail; the transaction they belong to is abandoned
+	p, err := c.newProd()
+	if err != nil {
+		return fmt.Errorf("processor: new producer: %w", err)
+	}
+	c.prod.Store(p)
+	return nil
+}
+
+// close closes the producer when it is the collector's own.
+func (c *collector) close() {
+	if c.newProd != nil {
+		c.prod.Load().Close()
+	}
 }

@@ -38,7 +38,7 @@ func withStreamTimes(ctx context.Context, times map[string]map[int32]int64) cont
 // finalCommit commits what was processed before stopping, within a bound
 // so a dead cluster cannot hang shutdown.
 func (r *Runtime) finalCommit() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), finalCommitTimeout)
 	defer cancel()
 	return r.commitLocked(ctx)
 }
@@ -47,26 +47,29 @@ func (r *Runtime) finalCommit() error {
 func (r *Runtime) commitLocked(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.commit(ctx, nil)
+	_, err := r.commit(ctx, nil)
+	return err
 }
 
-// commit flushes every produced record, then commits the input offsets of
-// the given tasks (all when nil). After a produce failure it commits
-// nothing and returns the failure. r.mu is held.
-func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) error {
-	if (!r.dirty && only == nil) || r.aborted.Load() {
-		return nil
+// commit commits the given tasks (all when nil; always all when one
+// transaction spans them) and acts on the committer's verdict. It returns
+// an error only when the instance must stop; it then commits nothing more
+// (halt). committed reports whether the tasks' work is committed. r.mu is
+// held.
+func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) (ok bool, err error) {
+	if r.noCommit.Load() {
+		return false, nil
 	}
-	if err := r.produceErr(); err != nil {
-		return err
+	if err := r.col.Err(); err != nil {
+		// An output was lost: nothing after it may be committed. Run
+		// abandons the work (exactly-once) or stops (at-least-once).
+		return false, err
 	}
-	start := time.Now()
-	eos := r.txnID != ""
-	if eos {
-		// One transaction holds every task's records: committing some
-		// tasks' offsets with all of them would make the others' outputs
-		// visible without their offsets, duplicated after a crash.
+	if r.committer.spansAllTasks() {
 		only = nil
+	}
+	if !r.dirty {
+		return true, nil // nothing processed since the last commit
 	}
 	var tasks []*runTask
 	for id, t := range r.tasks {
@@ -74,102 +77,49 @@ func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) er
 			tasks = append(tasks, t)
 		}
 	}
-	// 0. Still a member? An instance that was paused past the session
-	// timeout (a GC pause, a stopped VM) has lost its tasks to others;
-	// flushing now would write its stale caches to the outputs and
-	// changelogs before its offset commit failed. Asking first narrows
-	// that window to the time between this answer and the flush. Under
-	// exactly-once the flush goes into a transaction that the fenced
-	// offset commit aborts, so nobody reads it: no need to ask, every
-	// 100ms, at the cost of a round trip.
-	if !eos {
-		if err := r.checkMembership(ctx); err != nil {
-			r.loseTasks(tasks, err)
-			return nil
-		}
+	if len(tasks) == 0 {
+		return true, nil
 	}
-	// 1. Flush caches: changes go downstream and to the changelogs. Tasks
-	// share nothing but the client, so they flush in parallel.
-	err := r.parallel(len(tasks), func(i int) error {
-		if err := tasks[i].FlushStores(); err != nil {
-			return fmt.Errorf("processor: task %s: flush stores: %w", tasks[i].id, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	// 2. Every output and changelog record acknowledged.
-	if err := r.cl.Flush(ctx); err != nil {
-		return fmt.Errorf("processor: flush before commit: %w", err)
-	}
-	if err := r.produceErr(); err != nil {
-		return err
-	}
-	// 3. Local stores written, with the changelog offsets they reach
-	// (under exactly-once, once the transaction has committed them).
-	commitStores := func() error {
-		return r.parallel(len(tasks), func(i int) error {
-			if err := tasks[i].CommitStores(); err != nil {
-				return fmt.Errorf("processor: task %s: commit stores: %w", tasks[i].id, err)
-			}
-			return nil
-		})
-	}
-	if !eos {
-		if err := commitStores(); err != nil {
-			return err
-		}
-	}
-	// 4. Input offsets.
-	offsets := make(map[string]map[int32]kgo.EpochOffset)
-	times := make(map[string]map[int32]int64)
-	for _, t := range tasks {
-		id := t.id
-		for topic, eo := range t.next {
-			if offsets[topic] == nil {
-				offsets[topic] = make(map[int32]kgo.EpochOffset)
-				times[topic] = make(map[int32]int64)
-			}
-			offsets[topic][id.Partition] = eo
-			times[topic][id.Partition] = t.StreamTimeMillis()
-		}
-	}
-	if eos {
-		if err := r.commitTxn(ctx, offsets, times); err != nil {
-			return r.txnFailed(ctx, tasks, err)
-		}
+	start := time.Now()
+	res := r.committer.commit(ctx, tasks)
+	switch res.verdict {
+	case committed:
 		r.txnFailures = 0
-		if err := commitStores(); err != nil {
-			return err
+		if only == nil {
+			r.dirty = false
 		}
-		if err := r.beginTxn(); err != nil {
-			return err
-		}
-		r.dirty = false
 		r.commits.Add(1)
 		r.cfg.Metrics.committed(time.Since(start))
+		offsets, _ := offsetsOf(tasks)
 		r.purge(ctx, offsets)
-		return nil
+		return true, nil
+	case notCommitted:
+		r.log.Warn("offsets not committed; every output is acknowledged, and the next commit tries again", "error", res.err)
+		return false, nil
+	case fenced:
+		r.loseTasks(tasks, res.err)
+		return false, nil
+	case aborted:
+		r.txnFailures++
+		if r.txnFailures > maxTxnFailures {
+			return false, r.halt(fmt.Errorf("processor: %d transactions in a row failed to commit: %w", r.txnFailures, res.err))
+		}
+		r.log.Warn("transaction aborted: reopening the tasks from their committed state", "error", res.err)
+		r.reopen()
+		return false, nil
+	default:
+		return false, r.halt(res.err)
 	}
-	var commitErr error
-	if len(offsets) > 0 {
-		r.commitOffsets(withStreamTimes(ctx, times), offsets, &commitErr)
-	}
-	if fenced(commitErr) {
-		r.loseTasks(tasks, commitErr)
-		return nil
-	}
-	if commitErr != nil {
-		return fmt.Errorf("processor: commit offsets: %w", commitErr)
-	}
-	if only == nil {
-		r.dirty = false
-	}
-	r.commits.Add(1)
-	r.cfg.Metrics.committed(time.Since(start))
-	r.purge(ctx, offsets)
-	return nil
+}
+
+// halt records that the instance stops with err: from now on nothing is
+// committed, neither by the run loop nor by the revocations of its
+// shutdown, and under exactly-once the open transaction is aborted when
+// it stops. It returns err. r.mu is held, or the loop is stopping.
+func (r *Runtime) halt(err error) error {
+	r.noCommit.Store(true)
+	r.fail(err)
+	return err
 }
 
 // purgeEvery bounds how often committed records are deleted from
@@ -237,15 +187,6 @@ func (r *Runtime) commitOffsets(ctx context.Context, offsets map[string]map[int3
 	})
 }
 
-// fenced reports whether err says this member no longer belongs to the
-// group's current generation: it was evicted (a pause longer than the
-// session timeout, a broker restart that forgot it) or the group moved on
-// without it. Its tasks belong to others now.
-func fenced(err error) bool {
-	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
-		errors.Is(err, kerr.FencedInstanceID)
-}
-
 // ErrInstanceIDInUse is wrapped by the error Run returns when another
 // instance joined the group with this one's InstanceID.
 var ErrInstanceIDInUse = errors.New("another instance uses this instance ID")
@@ -286,7 +227,7 @@ func (r *Runtime) checkMembership(ctx context.Context) error {
 	if err != nil {
 		return nil
 	}
-	if err := kerrFor(resp.ErrorCode); fenced(err) {
+	if err := kerrFor(resp.ErrorCode); isFenced(err) {
 		return err
 	}
 	return nil

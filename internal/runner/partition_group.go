@@ -89,7 +89,7 @@ func (r *Runtime) runBuffered(t *runTask, now time.Time) (int64, error) {
 		}
 	}()
 	for {
-		if r.prodErr.Load() != nil {
+		if r.col.err.Load() != nil {
 			// An output was lost: stop before the next record, as the
 			// next send would fail. Its offset and the following ones
 			// are never committed.

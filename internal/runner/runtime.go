@@ -77,8 +77,10 @@ type Runtime struct {
 	// instance holds the instance's slot of the state directory, whose
 	// ID is in txnID; nil under at-least-once.
 	instance *state.Instance
-	// txnRecords counts the records sent in the open transaction.
-	txnRecords atomic.Int64
+	// col is the record collector: the producer every task sends through.
+	col *collector
+	// committer commits by the guarantee: atLeastOnce or exactlyOnce.
+	committer committer
 	// txnFailures counts the transactions in a row that failed to commit.
 	txnFailures int
 	// reopening holds the tasks closed after an aborted transaction that
@@ -99,14 +101,11 @@ type Runtime struct {
 	// dirty is set when records were processed or wall-clock punctuators
 	// fired since the last commit: stores may hold changes to flush.
 	dirty bool
-	// prodErr is the first produce failure; once set, Send drops records,
-	// tasks stop processing and commits refuse. failed is canceled with
-	// it, to wake a poll in progress.
-	prodErr   atomic.Pointer[processor.ProduceError]
-	failed    context.Context
-	failedNow context.CancelFunc
-	// fatal is the first error that stops the run loop.
-	fatal error
+	// fatal is the first error that stops the run loop, under mu;
+	// fatalCtx is canceled with it, to wake a poll in progress.
+	fatalCtx context.Context
+	fatalNow context.CancelFunc
+	fatal    error
 	// keyParts holds the partition counts of the external inputs that
 	// belong to a co-partition group (the inputs of joins): their records
 	// are checked against KeyPartition.
@@ -116,7 +115,9 @@ type Runtime struct {
 
 	commits   atomic.Int64
 	processed atomic.Int64
-	aborted   atomic.Bool // Abort was called: commit nothing more
+	// noCommit is set once nothing more may be committed: the instance
+	// stops after a fatal error (halt), or Abort simulates a crash.
+	noCommit atomic.Bool
 
 	repartitions []string  // repartition topics read, purged after commits
 	lastPurge    time.Time // when they were last purged
@@ -140,7 +141,7 @@ func New(cfg Config) (*Runtime, error) {
 		rejoinReopen: make(map[processor.TaskID]bool),
 		standbys:     make(map[processor.TaskID]*standby),
 	}
-	r.failed, r.failedNow = context.WithCancel(context.Background())
+	r.fatalCtx, r.fatalNow = context.WithCancel(context.Background())
 	var topics []string
 	for ref, sub := range cfg.Topology.Sources() {
 		name := ref.Resolve(appID)
@@ -187,24 +188,31 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
 	}
+	var prodOpts []kgo.Opt
 	if cfg.Guarantee == processor.ExactlyOnce {
-		// One transactional producer per instance. Zombies are fenced by
-		// the group generation that every transactional offset commit
-		// carries (KIP-447), as in Kafka Streams' exactly_once_v2. The
-		// ID is the instance's slot of the state directory: unique among
-		// live instances, and the same after a crash and restart, so
-		// that the new producer aborts the transaction its predecessor
-		// left open at once (readers of committed data would otherwise
-		// wait for the transaction timeout).
+		// One transactional producer per instance, a client of its own,
+		// so that it can be replaced when the brokers fence it. Zombies
+		// are fenced by the group generation that every transactional
+		// offset commit carries (KIP-447), as in Kafka Streams'
+		// exactly_once_v2. The ID is the instance's slot of the state
+		// directory: unique among live instances, and the same after a
+		// crash and restart, so that the new producer aborts the
+		// transaction its predecessor left open at once (readers of
+		// committed data would otherwise wait for the transaction
+		// timeout).
 		inst, err := state.LockInstance(cfg.StateDir, appID)
 		if err != nil {
 			return nil, fmt.Errorf("processor: %w", err)
 		}
 		r.instance = inst
 		r.txnID = appID + "-" + inst.ID
-		opts = append(opts,
+		prodOpts = append(append(slices.Clone(cfg.ClientOpts), cfg.UserClientOpts...),
 			kgo.TransactionalID(r.txnID),
-			kgo.TransactionTimeout(max(10*time.Second, 2*cfg.CommitInterval)),
+			kgo.TransactionTimeout(TransactionTimeout(cfg.CommitInterval)),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ProducerBatchCompression(kgo.NoCompression()),
+		)
+		opts = append(opts,
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.RequireStableFetchOffsets(),
 		)
@@ -224,7 +232,7 @@ func New(cfg Config) (*Runtime, error) {
 	r.changelogs = newChangelogReader(cfg.ClientOpts, cfg.Logger, cfg.Guarantee == processor.ExactlyOnce)
 	r.env = &processor.TaskEnv{
 		AppID:      appID,
-		Collector:  r,
+		Collector:  nil, // set with the collector below
 		Partitions: r.partitions,
 		OnError:    cfg.OnError,
 		Logger:     cfg.Logger,
@@ -248,8 +256,39 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("processor: kafka client: %w", err)
 	}
 	r.cl = cl
+	deps := committerDeps{r: r}
+	if prodOpts != nil {
+		newProd := func() (*kgo.Client, error) { return kgo.NewClient(prodOpts...) }
+		prod, err := newProd()
+		if err != nil {
+			cl.Close()
+			r.instance.Close()
+			return nil, fmt.Errorf("processor: kafka producer: %w", err)
+		}
+		r.col = newCollector(cfg.Logger, prod, newProd)
+		deps.col = r.col
+		r.committer = exactlyOnce{committerDeps: deps, txnID: r.txnID, group: appID}
+	} else {
+		r.col = newCollector(cfg.Logger, cl, nil)
+		deps.col = r.col
+		r.committer = atLeastOnce{deps}
+	}
+	r.env.Collector = r.col
 	return r, nil
 }
+
+// TransactionTimeout is the transaction timeout of an exactly-once
+// instance that commits every interval: long enough that a commit
+// interval, a slow flush and a rebalance fit in one transaction, and no
+// longer than brokers allow by default (transaction.max.timeout.ms, 15m).
+func TransactionTimeout(interval time.Duration) time.Duration {
+	return min(15*time.Minute, max(10*time.Second, 2*interval))
+}
+
+// MaxCommitIntervalExactlyOnce is the longest commit interval under
+// exactly-once: a transaction spans one, and must end well within its
+// timeout.
+const MaxCommitIntervalExactlyOnce = 5 * time.Minute
 
 // partitions answers from the plan, then from cluster metadata for topics
 // chosen per record.
@@ -297,7 +336,7 @@ func (r *Runtime) Tasks() []processor.TaskID {
 // and the next owner of its tasks reprocesses from the last commit. It
 // exists to test failure handling; a graceful stop cancels the context
 // alone.
-func (r *Runtime) Abort() { r.aborted.Store(true) }
+func (r *Runtime) Abort() { r.noCommit.Store(true) }
 
 // TaskStatus returns a snapshot of every task this member runs, in task
 // order. It may be called from any goroutine, also while tasks restore.
@@ -339,8 +378,15 @@ func compareTaskIDs(a, b processor.TaskID) int {
 
 // Run consumes and processes until ctx is done or a fatal error occurs. On
 // ctx cancellation it finishes the records in hand, commits, closes its
-// tasks and leaves the group, then returns nil. A rejected output record
-// stops it promptly, without a commit, with a *ProduceError.
+// tasks and leaves the group, then returns nil.
+//
+// After a fatal error (a record that fails under FailFast, a store that
+// cannot be written, a lost output under at-least-once) nothing more is
+// committed: Run returns the error, and under exactly-once the open
+// transaction is aborted, so that no effect of the failing record is ever
+// read as committed. A lost output under exactly-once is not fatal: the
+// transaction that held it is aborted and the tasks are reopened from
+// their committed state.
 func (r *Runtime) Run(ctx context.Context) (err error) {
 	defer func() {
 		r.shutdown()
@@ -355,8 +401,8 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		}
 		return err
 	}
-	if err := r.beginTxn(); err != nil {
-		return err
+	if err := r.committer.begin(); err != nil {
+		return r.halt(err)
 	}
 	lastCommit := time.Now()
 	for {
@@ -371,81 +417,126 @@ func (r *Runtime) Run(ctx context.Context) (err error) {
 		}
 		// A produce failure ends the poll at once.
 		pctx, cancel := context.WithDeadline(ctx, wake)
-		unwake := context.AfterFunc(r.failed, cancel)
+		unwake := context.AfterFunc(r.col.failedDone(), cancel)
+		unwakeFatal := context.AfterFunc(r.fatalCtx, cancel)
 		fetches := r.cl.PollRecords(pctx, r.cfg.MaxPollRecords)
 		unwake()
+		unwakeFatal()
 		cancel()
-		if ctx.Err() != nil {
-			r.cl.AllowRebalance()
-			if r.aborted.Load() {
-				return nil
-			}
-			return r.finalCommit()
-		}
-		if err := r.produceErr(); err != nil {
-			if r.recoverProduce(ctx) {
-				r.cl.AllowRebalance()
-				continue
-			}
-			r.cl.AllowRebalance()
-			return err
-		}
-		if err := r.fatalErr(); err != nil {
-			r.cl.AllowRebalance()
-			return errors.Join(err, r.finalCommit())
-		}
 		if fetches.IsClientClosed() {
-			return errors.New("processor: kafka client closed")
+			return r.halt(errors.New("processor: kafka client closed"))
 		}
-		// Another instance with this one's InstanceID fenced it: running
-		// on would fence that one in turn, forever.
-		if err := r.staticConflict(fetches); err != nil {
-			r.cl.AllowRebalance()
+		err := r.step(ctx, fetches, &lastCommit)
+		r.cl.AllowRebalance()
+		if err != nil || ctx.Err() != nil {
 			return err
 		}
-		// Fetch errors are retried by the client; they are worth a log line.
-		fetches.EachError(func(topic string, p int32, err error) {
-			// The poll's own deadline (the next commit or punctuation)
-			// ends fetches too: that is not an error.
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				r.log.Warn("fetch error", "topic", topic, "partition", p, "error", err)
-			}
-		})
-		err := r.process(fetches)
-		if perr := r.produceErr(); perr != nil {
-			// Tasks stopped at the failure; nothing more is committed.
-			if err == nil && r.recoverProduce(ctx) {
-				r.cl.AllowRebalance()
-				continue
-			}
-			r.cl.AllowRebalance()
-			return errors.Join(perr, err)
-		}
-		if err != nil {
-			r.cl.AllowRebalance()
-			return errors.Join(err, r.finalCommit())
-		}
-		if err := r.punctuate(time.Now()); err != nil {
-			r.cl.AllowRebalance()
-			return errors.Join(err, r.finalCommit())
-		}
-		r.mu.Lock()
-		r.tryReopen(ctx)
-		r.mu.Unlock()
-		if time.Since(lastCommit) >= r.cfg.CommitInterval {
-			if err := r.commitLocked(ctx); err != nil && ctx.Err() == nil {
-				if r.produceErr() != nil && r.recoverProduce(ctx) {
-					lastCommit = time.Now()
-					r.cl.AllowRebalance()
-					continue
-				}
-				r.cl.AllowRebalance()
-				return err
-			}
-			lastCommit = time.Now()
-		}
-		r.cl.AllowRebalance()
 	}
+}
+
+// step handles one poll: it processes the records, runs the punctuators
+// due, reopens the tasks waiting for it and commits when the interval has
+// passed. Once ctx is done it commits what was processed instead. It
+// returns an error when the instance must stop. The group does not
+// rebalance while it runs (BlockRebalanceOnPoll).
+func (r *Runtime) step(ctx context.Context, fetches kgo.Fetches, lastCommit *time.Time) error {
+	if ctx.Err() != nil {
+		if r.noCommit.Load() {
+			return nil
+		}
+		if err := r.recoverProduce(); err != nil {
+			return err
+		}
+		return r.finalCommit()
+	}
+	if err := r.recoverProduce(); err != nil {
+		return err
+	}
+	if err := r.fatalErr(); err != nil {
+		return err
+	}
+	// Another instance with this one's InstanceID fenced it: running on
+	// would fence that one in turn, forever.
+	if err := r.staticConflict(fetches); err != nil {
+		return r.halt(err)
+	}
+	// Fetch errors are retried by the client; they are worth a log line.
+	fetches.EachError(func(topic string, p int32, err error) {
+		// The poll's own deadline (the next commit or punctuation) ends
+		// fetches too: that is not an error.
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			r.log.Warn("fetch error", "topic", topic, "partition", p, "error", err)
+		}
+	})
+	if err := r.process(fetches); err != nil {
+		return r.haltLocked(err)
+	}
+	if err := r.recoverProduce(); err != nil {
+		return err
+	}
+	if err := r.punctuate(time.Now()); err != nil {
+		return r.haltLocked(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tryReopen(ctx)
+	if time.Since(*lastCommit) < r.cfg.CommitInterval {
+		return nil
+	}
+	*lastCommit = time.Now()
+	cctx, cancel := commitContext(ctx)
+	defer cancel()
+	if _, err := r.commit(cctx, nil); err != nil {
+		return err
+	}
+	return r.recoverProduceLocked()
+}
+
+// finalCommitTimeout bounds the last commit of a stopping instance, so
+// that a dead cluster cannot hang its shutdown.
+const finalCommitTimeout = 30 * time.Second
+
+// commitContext returns the context a commit of the run loop runs under.
+// A stop (ctx done) does not cut it short, since a commit that fails half
+// way stops the instance without committing: it ends finalCommitTimeout
+// after ctx does.
+func commitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(finalCommitTimeout, cancel) })
+	return cctx, func() { stop(); cancel() }
+}
+
+// recoverProduce handles a lost output: under exactly-once the
+// transaction that held it is aborted, so none of its records is ever
+// read, and every task is reopened from its committed state, to process
+// its input again. Under at-least-once, and when failures repeat, it
+// halts and returns the failure.
+func (r *Runtime) recoverProduce() error {
+	if r.col.Err() == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.recoverProduceLocked()
+}
+
+// recoverProduceLocked is recoverProduce with r.mu held.
+func (r *Runtime) recoverProduceLocked() error {
+	perr := r.col.Err()
+	if perr == nil {
+		return nil
+	}
+	if !r.abandonAndReopen(perr) {
+		return r.fatal
+	}
+	return nil
+}
+
+// haltLocked is halt taking r.mu.
+func (r *Runtime) haltLocked(err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.halt(err)
 }
 
 func (r *Runtime) fatalErr() error {
@@ -477,8 +568,8 @@ func (r *Runtime) nextWallClock() time.Time {
 func (r *Runtime) punctuate(now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.prodErr.Load() != nil {
-		return nil // stopping; Run returns the failure
+	if r.col.Err() != nil {
+		return nil // the work since the last commit is abandoned
 	}
 	var errs []error
 	for _, t := range r.tasks {
@@ -565,17 +656,22 @@ func (r *Runtime) parallel(n int, fn func(i int) error) error {
 func (r *Runtime) fail(err error) {
 	if r.fatal == nil {
 		r.fatal = err
+		r.fatalNow() // wake the poll in progress
 	}
 }
 
 // shutdown leaves the group (revoking, and so committing and closing,
 // every task) and closes the client.
 func (r *Runtime) shutdown() {
-	if r.txnID != "" {
-		// Nothing left in the open transaction is committed: a graceful
-		// stop committed it already, and anything else must not be.
-		r.abortTxn()
+	// Nothing more is committed: a graceful stop committed already, and
+	// anything else must not be. Under exactly-once the open transaction
+	// is aborted.
+	r.noCommit.Store(true)
+	r.mu.Lock()
+	if err := r.committer.abandon(); err != nil {
+		r.log.Warn("aborting the open transaction", "error", err)
 	}
+	r.mu.Unlock()
 	r.cl.CloseAllowingRebalance()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -588,6 +684,7 @@ func (r *Runtime) shutdown() {
 	r.restoring.Wait()
 	r.stopStandbys()
 	r.changelogs.close()
+	r.col.close()
 	r.instance.Close()
 	r.mu.Lock()
 }

@@ -34,7 +34,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 			if rec.Offset == 0 {
 				// The brokers reject an earlier output while this
 				// record is processed.
-				r.promise(&kgo.Record{Topic: "out", Partition: 0}, kerr.MessageTooLarge)
+				r.col.promise(&kgo.Record{Topic: "out", Partition: 0}, kerr.MessageTooLarge)
 			}
 			return nil
 		}), nil
@@ -73,7 +73,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 			n, processed, len(rt.buf["in"]), err)
 	}
 	before := r.cl.BufferedProduceRecords()
-	r.Send(&processor.RawRecord{Topic: "out", Value: []byte("late")})
+	r.col.Send(&processor.RawRecord{Topic: "out", Value: []byte("late")})
 	if after := r.cl.BufferedProduceRecords(); after != before {
 		t.Fatalf("a send after the failure was produced: %d buffered records, had %d", after, before)
 	}
@@ -86,7 +86,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 	r.dirty = true
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err = r.commit(ctx, nil)
+	_, err = r.commit(ctx, nil)
 	var pe *processor.ProduceError
 	if !errors.As(err, &pe) || pe.Topic != "out" || !errors.Is(err, processor.ErrProduce) || !errors.Is(err, kerr.MessageTooLarge) {
 		t.Fatalf("commit after the failure: %v, want the ProduceError of topic out", err)
@@ -95,7 +95,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 		t.Fatalf("%d commits completed after the failure", r.Commits())
 	}
 	select {
-	case <-r.failed.Done():
+	case <-r.col.failedDone().Done():
 	default:
 		t.Fatal("the failure did not wake the run loop")
 	}

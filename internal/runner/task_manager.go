@@ -165,7 +165,7 @@ const streamTimeMeta = "kappa.st="
 // committed with its input offsets: the largest over its partitions, -1
 // when none was committed.
 func (r *Runtime) committedStreamTime(ctx context.Context, id processor.TaskID) (int64, error) {
-	offs, err := kadm.NewClient(r.cl).FetchOffsets(ctx, r.cfg.Plan.AppID)
+	offs, err := kadm.NewClient(r.cl).FetchOffsets(kadm.RequireStable(ctx), r.cfg.Plan.AppID)
 	if err != nil {
 		return -1, fmt.Errorf("processor: task %s: committed offsets: %w", id, err)
 	}
@@ -226,19 +226,35 @@ func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[stri
 
 // onRevoked commits and closes the revoked tasks. It runs while no poll is
 // being processed (BlockRebalanceOnPoll), and on Close.
+//
+// A commit that fails here is not swallowed: under exactly-once the open
+// transaction is aborted and the tasks kept are reopened from their
+// committed state; a fatal failure stops the instance, and nothing more
+// is committed. The revoked tasks close without committing, so their next
+// owner processes their input since the last commit again.
 func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	<-r.built
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := r.tasksOf(revoked)
 	r.forgetReopening(revoked)
-	err := r.commit(ctx, ids)
-	if err != nil {
-		r.log.Error("commit on revoke failed; the next owner reprocesses from the last commit", "error", err)
+	if len(ids) == 0 {
+		r.log.Info("tasks revoked", "revoked", revoked, "running", 0)
+		return // nothing of this member's moves: nothing to commit
 	}
-	// Clean only if the commit covered them: not after Abort (a simulated
-	// crash) or a lost output, where commit commits nothing.
-	r.closeTasksClean(ids, err == nil && !r.aborted.Load() && r.prodErr.Load() == nil)
+	if r.col.Err() != nil {
+		// An output was lost: abandon the work it belongs to.
+		r.recoverProduceLocked()
+	}
+	ok, err := r.commit(ctx, ids)
+	if err != nil {
+		r.log.Error("commit on revoke failed: the instance stops without committing more", "error", err)
+	}
+	// A verdict other than committed closed and marked every task for
+	// reopening or rejoining; the revoked ones are no longer this
+	// member's.
+	r.forgetReopening(revoked)
+	r.closeTasksClean(ids, ok && !r.noCommit.Load())
 	r.log.Info("tasks revoked", "revoked", revoked)
 }
 
@@ -249,7 +265,7 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 // offsets, and their next owner would produce them again. So it is
 // aborted, and the tasks kept lose their uncommitted work with it: they
 // are reopened from their committed state.
-func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	<-r.built
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -257,12 +273,14 @@ func (r *Runtime) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]i
 	r.forgetReopening(lost)
 	r.closeTasks(ids)
 	r.log.Warn("tasks lost", "lost", lost)
-	if r.txnID == "" || len(ids) == 0 {
+	if !r.committer.spansAllTasks() || len(ids) == 0 || r.noCommit.Load() {
 		return
 	}
-	if err := r.abortAndReopen(ctx); err != nil {
-		r.fail(err)
+	if err := r.committer.abandon(); err != nil {
+		r.halt(err)
+		return
 	}
+	r.reopen()
 }
 
 // forgetReopening drops the tasks of parts from those waiting to be

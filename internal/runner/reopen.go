@@ -1,0 +1,150 @@
+package runner
+
+// Reopening tasks from their committed state: after their uncommitted work
+// was abandoned (an aborted transaction, a lost output under
+// exactly-once), every task is closed without committing and opened again,
+// its inputs rewound to the committed offsets and its stores restored
+// from the committed changelogs.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kappa-streams/kappa/processor"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// reopen closes every task without committing and marks it to be opened
+// again from its committed state: its inputs rewound to the committed
+// offsets, its stores (left unclean) wiped and restored from the committed
+// changelogs. The run loop opens them (tryReopen). The uncommitted work
+// has been abandoned. r.mu is held.
+func (r *Runtime) reopen() {
+	all := make(map[processor.TaskID]bool, len(r.tasks))
+	for id, t := range r.tasks {
+		all[id] = true
+		r.setState(t, processor.TaskSuspended)
+	}
+	r.closeTasks(all)
+	r.dirty = false
+	for id := range all {
+		r.reopening[id] = true
+	}
+}
+
+// abandonAndReopen abandons the uncommitted work of every task (under
+// exactly-once, aborts the open transaction) and reopens the tasks from
+// their committed state. It reports false, after halting, when the
+// instance cannot go on: under at-least-once, where nothing can be
+// abandoned, and after maxTxnFailures abandoned transactions in a row (a
+// failure that repeats, such as a record too large for its topic). r.mu is
+// held.
+func (r *Runtime) abandonAndReopen(why error) bool {
+	if !r.committer.spansAllTasks() {
+		r.halt(why)
+		return false
+	}
+	r.txnFailures++
+	if r.txnFailures > maxTxnFailures {
+		r.halt(fmt.Errorf("processor: %d transactions in a row failed to commit: %w", r.txnFailures, why))
+		return false
+	}
+	if err := r.committer.abandon(); err != nil {
+		r.halt(err)
+		return false
+	}
+	if len(r.tasks) > 0 {
+		r.log.Warn("transaction aborted: reopening the tasks from their committed state", "error", why)
+	}
+	r.reopen()
+	return true
+}
+
+// tryReopen opens the tasks waiting to be reopened, once their committed
+// offsets can be read: while the brokers are unreachable it leaves them
+// waiting (the poll loop calls it again), rather than stopping the
+// instance. Records fetched meanwhile for their partitions are dropped;
+// the rewind fetches them again. r.mu is held.
+func (r *Runtime) tryReopen(ctx context.Context) {
+	if len(r.reopening) == 0 {
+		return
+	}
+	ids := make([]processor.TaskID, 0, len(r.reopening))
+	for id := range r.reopening {
+		if _, open := r.tasks[id]; open {
+			delete(r.reopening, id) // assigned again meanwhile, from the committed offsets
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.rewind(rctx, ids); err != nil {
+		r.log.Warn("tasks to reopen wait for their committed offsets", "tasks", len(ids), "error", err)
+		return
+	}
+	for _, id := range ids {
+		delete(r.reopening, id)
+		r.assign(id)
+	}
+}
+
+// maxTxnFailures bounds the transactions in a row that may fail to commit
+// before the runtime gives up.
+const maxTxnFailures = 5
+
+// rewind sets the fetch positions of the tasks' input partitions to their
+// committed offsets, so their records since the last commit are fetched
+// and processed again.
+func (r *Runtime) rewind(ctx context.Context, ids []processor.TaskID) error {
+	offs, err := kadm.NewClient(r.cl).FetchOffsets(kadm.RequireStable(ctx), r.cfg.Plan.AppID)
+	if err != nil {
+		return fmt.Errorf("processor: committed offsets: %w", err)
+	}
+	set := make(map[string]map[int32]kgo.EpochOffset)
+	for _, id := range ids {
+		for topic, parts := range r.partitionsOf(id) {
+			for _, p := range parts {
+				eo := kgo.EpochOffset{Epoch: -1, Offset: 0} // never committed: from the start
+				if o, ok := offs.Lookup(topic, p); ok && o.Err == nil && o.At >= 0 {
+					eo = kgo.EpochOffset{Epoch: o.LeaderEpoch, Offset: o.At}
+				}
+				if set[topic] == nil {
+					set[topic] = make(map[int32]kgo.EpochOffset)
+				}
+				set[topic][p] = eo
+			}
+		}
+	}
+	r.cl.SetOffsets(set)
+	return nil
+}
+
+// topicIDs returns the IDs of the topics of offsets, which newer versions
+// of TxnOffsetCommit name topics by, from metadata cached for a minute.
+func (r *Runtime) topicIDs(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) (map[string][16]byte, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for topic := range offsets {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := r.cl.RequestCachedMetadata(ctx, req, time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of the input topics: %w", err)
+	}
+	ids := make(map[string][16]byte, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic != nil {
+			ids[*t.Topic] = t.TopicID
+		}
+	}
+	return ids, nil
+}
