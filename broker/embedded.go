@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -17,7 +18,15 @@ import (
 type Embedded struct {
 	c     *kfake.Cluster
 	addrs []string
+	// recovered is what the start did about transactions the last run
+	// left open.
+	recovered recovered
 }
+
+// RecoveredTxns returns how many transactions left open by the last run
+// over the data directory (a crash, or a stop while clients were in a
+// transaction) this start aborted, writing their markers.
+func (e *Embedded) RecoveredTxns() int { return e.recovered.aborted }
 
 // EmbeddedOpt configures NewEmbedded.
 type EmbeddedOpt func(*embeddedCfg)
@@ -75,14 +84,30 @@ func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
 	if cfg.partitions < 1 {
 		return nil, fmt.Errorf("broker: DefaultPartitions(%d): must be at least 1", cfg.partitions)
 	}
+	// A data directory that holds a previous run's data may hold
+	// transactions that run left open: they get their markers before
+	// clients are let in (recoverTxns).
+	recovering := false
+	if cfg.dataDir != "" {
+		if entries, err := os.ReadDir(cfg.dataDir); err == nil && len(entries) > 0 {
+			recovering = true
+		}
+	}
+	var gate *gatedListener
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.Ports(port),
 		kfake.DefaultNumPartitions(cfg.partitions),
 		kfake.ClusterID("kappa-embedded"),
-		// kfake always binds 127.0.0.1; bind the host the user asked for.
+		// kfake always binds 127.0.0.1; bind the host the user asked for,
+		// behind the gate that keeps clients out during recovery.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, portStr))
+			l, err := net.Listen(network, net.JoinHostPort(host, portStr))
+			if err != nil {
+				return nil, err
+			}
+			gate = newGatedListener(l)
+			return gate, nil
 		}),
 	}
 	if cfg.dataDir != "" {
@@ -101,7 +126,23 @@ func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: start embedded broker on %s: %w", cfg.listen, err)
 	}
-	return &Embedded{c: c, addrs: c.ListenAddrs()}, nil
+	e := &Embedded{c: c, addrs: c.ListenAddrs()}
+	if recovering {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		rec, err := recoverTxns(ctx, gate, e.addrs[0])
+		cancel()
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("broker: completing the transactions left open in %s: %w", cfg.dataDir, err)
+		}
+		if cfg.logger != nil && rec.aborted > 0 {
+			cfg.logger.Info("aborted the transactions the last run left open", "component", "broker",
+				"markers", rec.aborted, "partitions", rec.partitions, "took", rec.took)
+		}
+		e.recovered = rec
+	}
+	gate.open()
+	return e, nil
 }
 
 // Addrs returns the seed addresses clients connect to.
