@@ -124,3 +124,58 @@ func TestDuplicateInstanceID(t *testing.T) {
 	}
 	kafkatest.Eventually(t, 30*time.Second, "the second instance's tasks", func() bool { return len(second.Tasks()) == 2 })
 }
+
+// TestStaticMemberKeepsStandbysAcrossRestart runs two static members with
+// StandbyReplicas(1), each keeping copies of the other's tasks, and
+// restarts one within the session timeout: the coordinator hands it its
+// last assignment back without a rebalance, and that assignment names its
+// standbys by its process. The restarted instance must keep its standbys
+// (they used to be named by a process ID drawn anew at each start, and
+// the restarted instance kept none until the next rebalance).
+func TestStaticMemberKeepsStandbysAcrossRestart(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, "words", 4)
+	tr := makeQueryInput(200, 4000, 17)
+	kafkatest.Produce(t, kafkatest.Client(t, seeds), tr.recs...)
+	topo := queryTopology(t)
+	dir := t.TempDir()
+	var balances atomic.Int64
+	start := func(i int) (*kappa.App, func() error) {
+		return runApp(t, topo, kappa.AppID("static-standby"), kappa.Brokers(seeds...), kappa.CommitInterval(100*time.Millisecond),
+			kappa.StateDir(filepath.Join(dir, fmt.Sprint(i))), kappa.InstanceID(fmt.Sprintf("instance-%d", i)),
+			kappa.StandbyReplicas(1), kappa.SessionTimeout(30*time.Second),
+			kappa.OnBalance(func(map[string][]processor.TaskID) { balances.Add(1) }))
+	}
+	count := func(a *kappa.App, s processor.TaskState) int {
+		n := 0
+		for _, st := range a.TaskStatus() {
+			if st.State == s {
+				n++
+			}
+		}
+		return n
+	}
+	standbys := func(a *kappa.App) int { return count(a, processor.TaskStandby) }
+	a0, _ := start(0)
+	a1, stop1 := start(1)
+	// Balanced, warm-ups done: each instance runs half the tasks and keeps
+	// copies of the other half.
+	kafkatest.Eventually(t, 60*time.Second, "the tasks balanced, with standbys of the other's on each instance", func() bool {
+		r0, r1 := count(a0, processor.TaskRunning), count(a1, processor.TaskRunning)
+		return r0 > 0 && r0 == r1 && standbys(a0) == r1 && standbys(a1) == r0
+	})
+	had := standbys(a1)
+	before := balances.Load()
+	kappa.Kill(a1) // a crash: no leave, no commit
+	if err := stop1(); err != nil {
+		t.Fatal(err)
+	}
+	a1, _ = start(1)
+	kafkatest.Eventually(t, 20*time.Second, fmt.Sprintf("the restarted instance's %d standbys", had), func() bool {
+		return standbys(a1) == had
+	})
+	if n := balances.Load() - before; n != 0 {
+		t.Errorf("%d rebalances for a static member's restart within its session timeout, want none", n)
+	}
+}

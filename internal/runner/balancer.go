@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"maps"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -50,10 +51,17 @@ type TaskBalancer struct {
 	// Process identifies this member's process in the assignment's list
 	// of standbys.
 	Process string
-	// StandbyLags, when set, reports the standby tasks this member keeps
-	// and how many changelog records each is behind; the leader gives a
-	// task whose owner is gone to its most caught-up copy.
-	StandbyLags func() map[processor.TaskID]int64
+	// StandbyPositions, when set, reports the standby tasks this member
+	// keeps and the changelog offsets each has reached, summed over its
+	// stores (-1 before its first catch-up). The leader turns them into
+	// lags against the changelogs' ends at the time it balances
+	// (ChangelogEnds), and gives a task whose owner is gone to its most
+	// caught-up copy.
+	StandbyPositions func() map[processor.TaskID]int64
+	// ChangelogEnds, on the leader, returns the end offsets of the tasks'
+	// changelogs, summed per task; a task it cannot read is missing, and
+	// its copies count as not caught up.
+	ChangelogEnds func(ids []processor.TaskID) map[processor.TaskID]int64
 	// OnStandbys is called with this member's standby tasks, and which of
 	// them are warm-ups, each time it gets an assignment. May be nil.
 	OnStandbys func(standbys, warmups []processor.TaskID)
@@ -75,9 +83,13 @@ type memberData struct {
 	V        int    `json:"v"`
 	Endpoint string `json:"endpoint,omitempty"`
 	Process  string `json:"process,omitempty"`
-	// Standby holds the standby tasks the member keeps, with how many
-	// changelog records each is behind.
-	Standby map[string]int64 `json:"standby,omitempty"`
+	// Positions holds the standby tasks the member keeps, with the
+	// changelog offsets each reached, summed (-1: not caught up yet). A
+	// static member that restarts may rejoin with the metadata of its last
+	// join (see JoinGroupMetadata): its positions are then older than its
+	// copies, which only move forward, so the lags the leader computes
+	// from them are never smaller than the copies' real lags.
+	Positions map[string]int64 `json:"positions,omitempty"`
 }
 
 // assignmentData is the user data of every member's assignment: the
@@ -118,6 +130,28 @@ func NewTaskBalancer(topo *processor.Topology, appID string) *TaskBalancer {
 	return b
 }
 
+// lags turns the copies' positions into lags against the changelogs'
+// current ends: a copy whose position or task end is unknown counts as
+// not caught up.
+func (b *TaskBalancer) lags(positions map[processor.TaskID]map[int]int64) map[processor.TaskID]map[int]int64 {
+	var ends map[processor.TaskID]int64
+	if b.ChangelogEnds != nil && len(positions) > 0 {
+		ends = b.ChangelogEnds(slices.Collect(maps.Keys(positions)))
+	}
+	held := make(map[processor.TaskID]map[int]int64, len(positions))
+	for id, copies := range positions {
+		held[id] = make(map[int]int64, len(copies))
+		for m, pos := range copies {
+			lag := int64(notCaughtUp)
+			if end, ok := ends[id]; ok && pos >= 0 {
+				lag = max(0, end-pos)
+			}
+			held[id][m] = lag
+		}
+	}
+	return held
+}
+
 // ProtocolName implements kgo.GroupBalancer.
 func (*TaskBalancer) ProtocolName() string { return BalancerProtocol }
 
@@ -137,13 +171,13 @@ func (b *TaskBalancer) JoinGroupMetadata(interests []string, current map[string]
 		owned.Partitions = current[topic]
 		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
 	}
-	data := memberData{V: 1, Endpoint: b.Endpoint, Process: b.Process}
-	if b.StandbyLags != nil {
-		for id, lag := range b.StandbyLags() {
-			if data.Standby == nil {
-				data.Standby = make(map[string]int64)
+	data := memberData{V: 2, Endpoint: b.Endpoint, Process: b.Process}
+	if b.StandbyPositions != nil {
+		for id, pos := range b.StandbyPositions() {
+			if data.Positions == nil {
+				data.Positions = make(map[string]int64)
 			}
-			data.Standby[id.String()] = lag
+			data.Positions[id.String()] = pos
 		}
 	}
 	meta.UserData, _ = json.Marshal(data)
@@ -290,21 +324,22 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 	}
 	datas := make([]memberData, len(members))
 	endpoints := make([]string, len(members))
-	held := make(map[processor.TaskID]map[int]int64) // standby copies: member → lag
+	positions := make(map[processor.TaskID]map[int]int64) // standby copies: member → position
 	for i := range members {
 		_, meta := cb.MemberAt(i)
 		if len(meta.UserData) > 0 && json.Unmarshal(meta.UserData, &datas[i]) == nil {
 			endpoints[i] = datas[i].Endpoint
 		}
-		for s, lag := range datas[i].Standby {
+		for s, pos := range datas[i].Positions {
 			if id, err := processor.ParseTaskID(s); err == nil {
-				if held[id] == nil {
-					held[id] = make(map[int]int64)
+				if positions[id] == nil {
+					positions[id] = make(map[int]int64)
 				}
-				held[id][i] = lag
+				positions[id][i] = pos
 			}
 		}
 	}
+	held := b.lags(positions) // standby copies: member → lag
 	owner := assignTasks(tasks, len(members), func(id processor.TaskID) (int, bool) {
 		if c, ok := prev[id]; ok {
 			return c.member, true

@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -278,5 +279,29 @@ func TestHoldForWarmup(t *testing.T) {
 	}
 	if len(warm) != 1 {
 		t.Errorf("warm-ups %v, want only task a", warm)
+	}
+}
+
+// TestLagsFromCurrentEnds checks that the leader computes copies' lags
+// from their reported positions and the changelogs' ends when it
+// balances: a position reported long ago (a static member's replayed
+// metadata) gives the lag of now, never a smaller one, and a copy whose
+// position or task end is unknown counts as not caught up.
+func TestLagsFromCurrentEnds(t *testing.T) {
+	a := processor.TaskID{SubTopology: 0, Partition: 0}
+	b := processor.TaskID{SubTopology: 0, Partition: 1}
+	bal := &TaskBalancer{ChangelogEnds: func(ids []processor.TaskID) map[processor.TaskID]int64 {
+		return map[processor.TaskID]int64{a: 50_000} // b's ends cannot be read
+	}}
+	got := bal.lags(map[processor.TaskID]map[int]int64{
+		a: {0: 49_990, 1: 100, 2: -1},
+		b: {0: 7},
+	})
+	want := map[processor.TaskID]map[int]int64{
+		a: {0: 10, 1: 49_900, 2: notCaughtUp},
+		b: {0: notCaughtUp},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("lags %v, want %v", got, want)
 	}
 }

@@ -158,8 +158,16 @@ func New(cfg Config) (*Runtime, error) {
 	bal.OnHosts = r.setHosts
 	if cfg.StandbyReplicas > 0 {
 		bal.Replicas = cfg.StandbyReplicas
+		// A member's process ID names it in the assignment's lists of
+		// standbys. A static member's is its instance ID, the same after
+		// a restart, so that an assignment handed back to it without a
+		// rebalance still names its standbys.
 		bal.Process = processID()
-		bal.StandbyLags = r.standbyLags
+		if cfg.InstanceID != "" {
+			bal.Process = "static:" + cfg.InstanceID
+		}
+		bal.StandbyPositions = r.standbyPositions
+		bal.ChangelogEnds = r.changelogEnds
 		bal.OnStandbys = r.setStandbys
 	}
 	if cfg.InstanceID != "" {

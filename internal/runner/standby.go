@@ -146,15 +146,50 @@ func (r *Runtime) publishStandbys() {
 	r.cfg.Metrics.standbyTasks(len(view))
 }
 
-// standbyLags reports each standby's lag, for the group metadata.
-func (r *Runtime) standbyLags() map[processor.TaskID]int64 {
+// standbyPositions reports the changelog offsets each standby reached,
+// summed, for the group metadata: -1 before its first catch-up.
+func (r *Runtime) standbyPositions() map[processor.TaskID]int64 {
 	v := r.standbyView.Load()
 	if v == nil {
 		return nil
 	}
 	out := make(map[processor.TaskID]int64, len(*v))
 	for _, sb := range *v {
-		out[sb.id] = sb.lag()
+		pos := int64(-1)
+		if sb.caughtUp.Load() {
+			pos = sb.applied.Load()
+		}
+		out[sb.id] = pos
+	}
+	return out
+}
+
+// changelogEnds returns the end offsets of the tasks' changelogs, summed
+// per task, as the leader balances; a task whose ends cannot be read
+// within a few seconds is left out.
+func (r *Runtime) changelogEnds(ids []processor.TaskID) map[processor.TaskID]int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out := make(map[processor.TaskID]int64, len(ids))
+	subs := r.cfg.Topology.SubTopologies()
+next:
+	for _, id := range ids {
+		if id.SubTopology < 0 || id.SubTopology >= len(subs) {
+			continue
+		}
+		sum := int64(0)
+		for _, sp := range subs[id.SubTopology].Stores {
+			if !sp.Logging {
+				continue
+			}
+			end, err := r.changelogs.EndOffset(ctx, processor.ChangelogRef(sp.Name).Resolve(r.cfg.Plan.AppID), id.Partition)
+			if err != nil {
+				r.log.Warn("changelog end offsets for the standby lags", "task", id.String(), "error", err)
+				continue next
+			}
+			sum += end
+		}
+		out[id] = sum
 	}
 	return out
 }
