@@ -1,10 +1,10 @@
 package runner
 
 import (
-	"maps"
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sort"
