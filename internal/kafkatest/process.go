@@ -59,7 +59,7 @@ func StartBrokerProcess(t testing.TB, dataDir string) *BrokerProcess {
 	t.Helper()
 	p := &BrokerProcess{t: t, bin: kappaBinary(t), dataDir: dataDir, addr: "127.0.0.1:0",
 		logPath: filepath.Join(t.TempDir(), "broker.log")}
-	p.start()
+	p.Start()
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
@@ -74,7 +74,10 @@ func StartBrokerProcess(t testing.TB, dataDir string) *BrokerProcess {
 // Addrs returns the broker's address, the same across restarts.
 func (p *BrokerProcess) Addrs() []string { return []string{p.addr} }
 
-func (p *BrokerProcess) start() {
+// Start starts the broker on its address (a free port the first time)
+// and data directory, and waits until it listens. It was killed, or never
+// started.
+func (p *BrokerProcess) Start() {
 	t := p.t
 	t.Helper()
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -138,10 +141,10 @@ func (p *BrokerProcess) Kill() {
 	p.cmd = nil
 }
 
-// Restart starts the broker again on the same address and data
-// directory, once it was killed.
+// Restart kills the broker and starts it again on the same address and
+// data directory.
 func (p *BrokerProcess) Restart() {
 	p.t.Helper()
 	p.Kill()
-	p.start()
+	p.Start()
 }

@@ -47,6 +47,7 @@ func run() int {
 	guarantee := flag.String("guarantee", string(smoke.AtLeastOnce), "processing guarantee: at-least-once or exactly-once")
 	logLevel := flag.String("log-level", "info", "log level on stderr: debug, info, warn or error")
 	standbys := flag.Int("standby-replicas", 0, "warm copies of each task kept on other instances (kappa.StandbyReplicas)")
+	static := flag.Bool("static", false, "join as a static member whose instance ID is -instance (kappa.InstanceID)")
 	flag.Parse()
 
 	var problems []string
@@ -94,6 +95,9 @@ func run() int {
 	// both guarantees, so that the flag, not Kappa's default, decides it.
 	if g == smoke.ExactlyOnce {
 		opts = append(opts, kappa.Guarantee(kappa.ExactlyOnce))
+	}
+	if *static {
+		opts = append(opts, kappa.InstanceID(*instance))
 	}
 	app, err := kappa.New(topo, opts...)
 	if err != nil {
