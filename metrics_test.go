@@ -24,7 +24,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // countTopology counts the records of each key of "words" (8-byte
@@ -362,5 +364,84 @@ func TestDeadLetterLogIsRateLimited(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "suppressed=0") {
 		t.Errorf("the first line does not count suppressed dead letters:\n%s", logs.String())
+	}
+}
+
+// TestGlobalTableReadRetried fails the global table's reads after its
+// bootstrap: the broker answers its fetches with
+// TOPIC_AUTHORIZATION_FAILED, which the client gives up on. The reading
+// must start again, with backoff, and take in what was written meanwhile;
+// the metrics count the failures and say how long the table is stale
+// while they last.
+func TestGlobalTableReadRetried(t *testing.T) {
+	b := kafkatest.Broker(t)
+	seeds := b.Addrs()
+	kafkatest.CreateTopic(t, seeds, "articles", 1)
+	kafkatest.CreateTopic(t, seeds, "views", 1)
+	cl := kafkatest.Client(t, seeds)
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "articles", Key: []byte("a1"), Value: []byte("first")})
+	bld := stream.NewBuilder()
+	articles := stream.GlobalTable(bld, "articles", codec.String(), codec.String())
+	views := stream.From(bld, "views", codec.String(), codec.String())
+	stream.JoinGlobal(views, articles, func(_ string, a string) string { return a },
+		func(_ string, _ string, title string) string { return title }).To("titled")
+	topo, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := startApp(t, topo, AppID("globals"), Brokers(seeds...), CommitInterval(100*time.Millisecond))
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "views", Key: []byte("u"), Value: []byte("a1")})
+	if out := kafkatest.Consume(t, seeds, "titled", 1, 30*time.Second); string(out[0].Value) != "first" {
+		t.Fatalf("joined %q, want first", out[0].Value)
+	}
+
+	// Refuse the next fetches of "articles", whoever sends them (only the
+	// global table's reader reads it; a fetch session's later requests may
+	// leave the topic out, so one refusal can be all).
+	var mu sync.Mutex
+	refused := 0
+	b.Cluster().ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
+		fr := req.(*kmsg.FetchRequest)
+		mu.Lock()
+		defer mu.Unlock()
+		if refused >= 3 {
+			return nil, nil, false
+		}
+		hit := false
+		for _, rt := range fr.Topics {
+			hit = hit || rt.Topic == "articles"
+		}
+		if !hit {
+			return nil, nil, false
+		}
+		refused++
+		resp := fr.ResponseKind().(*kmsg.FetchResponse)
+		for _, rt := range fr.Topics {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewFetchResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	kafkatest.Produce(t, cl, &kgo.Record{Topic: "articles", Key: []byte("a1"), Value: []byte("second")})
+	kafkatest.Eventually(t, 30*time.Second, "the global table's reading to fail and be counted", func() bool {
+		return sum(scrape(t, a), "kappa_global_table_read_errors_total", "table", "articles-global") > 0
+	})
+	viewed := 1
+	kafkatest.Eventually(t, 30*time.Second, "a view joined with the row written while the reading failed", func() bool {
+		kafkatest.Produce(t, cl, &kgo.Record{Topic: "views", Key: []byte("u"), Value: []byte("a1")})
+		viewed++
+		out := kafkatest.Consume(t, seeds, "titled", viewed, 10*time.Second)
+		return string(out[len(out)-1].Value) == "second"
+	})
+	if stale := sum(scrape(t, a), "kappa_global_table_stale_seconds", "table", "articles-global"); stale != 0 {
+		t.Errorf("kappa_global_table_stale_seconds %v once the table reads again, want 0", stale)
 	}
 }

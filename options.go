@@ -62,8 +62,11 @@ const (
 	// error, node, source topic, partition and offset, counts it, and
 	// continues. The default.
 	DeadLetter = processor.DeadLetter
-	// FailFast stops the app with an error naming the record. Offsets up to
-	// the failed record are committed, so a restart retries it.
+	// FailFast stops the app with an error naming the record. Nothing is
+	// committed after the failure (the record may have changed a store
+	// before it failed; under ExactlyOnce the open transaction aborts), so
+	// a restart processes the records since the last commit again, the
+	// failed one included.
 	FailFast = processor.FailFast
 )
 

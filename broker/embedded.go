@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -21,7 +23,13 @@ type Embedded struct {
 	// recovered is what the start did about transactions the last run
 	// left open.
 	recovered recovered
+	dataDir   string
+	closeOnce sync.Once
 }
+
+// cleanStopMark is the file Close leaves in the data directory: the next
+// start knows the broker stopped cleanly.
+const cleanStopMark = ".kappa-clean-stop"
 
 // RecoveredTxns returns how many transactions left open by the last run
 // over the data directory (a crash, or a stop while clients were in a
@@ -84,13 +92,24 @@ func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
 	if cfg.partitions < 1 {
 		return nil, fmt.Errorf("broker: DefaultPartitions(%d): must be at least 1", cfg.partitions)
 	}
-	// A data directory that holds a previous run's data may hold
-	// transactions that run left open: they get their markers before
-	// clients are let in (recoverTxns).
+	// A data directory that holds the data of a run that did not stop
+	// cleanly (no clean-stop mark) may hold transactions that run left
+	// open: they get their markers before clients are let in
+	// (recoverTxns). After a clean stop the broker keeps its open
+	// transactions as they were, and their producers may still commit
+	// them: they are left alone.
 	recovering := false
 	if cfg.dataDir != "" {
-		if entries, err := os.ReadDir(cfg.dataDir); err == nil && len(entries) > 0 {
+		mark := filepath.Join(cfg.dataDir, cleanStopMark)
+		_, err := os.Stat(mark)
+		clean := err == nil
+		if entries, err := os.ReadDir(cfg.dataDir); err == nil && len(entries) > 0 && !clean {
 			recovering = true
+		}
+		if clean {
+			if err := os.Remove(mark); err != nil {
+				return nil, fmt.Errorf("broker: data directory %s: %w", cfg.dataDir, err)
+			}
 		}
 	}
 	var gate *gatedListener
@@ -126,7 +145,7 @@ func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("broker: start embedded broker on %s: %w", cfg.listen, err)
 	}
-	e := &Embedded{c: c, addrs: c.ListenAddrs()}
+	e := &Embedded{c: c, addrs: c.ListenAddrs(), dataDir: cfg.dataDir}
 	if recovering {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		rec, err := recoverTxns(ctx, gate, e.addrs[0])
@@ -154,8 +173,14 @@ func (e *Embedded) Close() error {
 	if e == nil || e.c == nil {
 		return errors.New("broker: Close on a nil Embedded")
 	}
-	e.c.Close()
-	return nil
+	var err error
+	e.closeOnce.Do(func() {
+		e.c.Close()
+		if e.dataDir != "" {
+			err = os.WriteFile(filepath.Join(e.dataDir, cleanStopMark), nil, 0o644)
+		}
+	})
+	return err
 }
 
 // Cluster exposes the underlying kfake cluster, for tests that inject faults

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,6 +25,18 @@ type Instance struct {
 	// budget. Both are left out while CacheMaxBytes is negative.
 	CacheBytes, CacheMaxBytes int64
 	Tasks                     []Task
+	Globals                   []Global
+}
+
+// Global is one global table's reading on this instance.
+type Global struct {
+	Name string
+	// ReadErrors counts the reads of the table's topic that failed and
+	// were started again.
+	ReadErrors int64
+	// Stale is how long the table's reading has been failing: zero while
+	// it reads.
+	Stale time.Duration
 }
 
 // Task is one task's metrics on this instance.
@@ -87,6 +100,8 @@ type collector struct {
 	process, e2e, punctuation *prometheus.Desc
 
 	remaining, restored, hits, misses, evictions *prometheus.Desc
+
+	globalErrors, globalStale *prometheus.Desc
 }
 
 // NewCollector returns a Prometheus collector of one app instance's
@@ -128,6 +143,9 @@ func NewCollector(appID string, snapshot func() Instance) prometheus.Collector {
 		hits:      d(StoreCacheHits, "Store lookups the record cache answered.", taskStore...),
 		misses:    d(StoreCacheMisses, "Store lookups the record cache could not answer, which read the engine.", taskStore...),
 		evictions: d(StoreCacheEvictions, "Entries evicted from the store's record cache because the budget was full.", taskStore...),
+
+		globalErrors: d(GlobalReadErrors, "Reads of a global table's topic that failed and were started again, with backoff.", LabelTable),
+		globalStale:  d(GlobalStaleness, "How long a global table's reading has been failing: 0 while it reads; updates written meanwhile are not in the table.", LabelTable),
 	}
 }
 
@@ -138,6 +156,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.consumed, c.processed, c.produced, c.lag, c.deadLettered, c.late, c.dropped, c.mispartition,
 		c.process, c.e2e, c.punctuation,
 		c.remaining, c.restored, c.hits, c.misses, c.evictions,
+		c.globalErrors, c.globalStale,
 	} {
 		ch <- d
 	}
@@ -165,6 +184,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if in.CacheMaxBytes >= 0 {
 		gauge(c.cacheBytes, in.CacheBytes)
 		gauge(c.cacheMax, in.CacheMaxBytes)
+	}
+	for _, g := range in.Globals {
+		counter(c.globalErrors, g.ReadErrors, g.Name)
+		ch <- prometheus.MustNewConstMetric(c.globalStale, prometheus.GaugeValue, g.Stale.Seconds(), g.Name)
 	}
 	for i := range in.Tasks {
 		t := &in.Tasks[i]

@@ -12,6 +12,10 @@ const (
 	RecordCacheBytes    = "kappa_record_cache_bytes"      // gauge
 	RecordCacheMaxBytes = "kappa_record_cache_max_bytes"  // gauge
 
+	// Per global table.
+	GlobalReadErrors = "kappa_global_table_read_errors_total" // counter; table
+	GlobalStaleness  = "kappa_global_table_stale_seconds"     // gauge; table
+
 	// Per task, and per topic where it applies.
 	RecordsConsumed     = "kappa_records_consumed_total"         // counter; task, topic
 	RecordsProcessed    = "kappa_records_processed_total"        // counter; task, topic
@@ -37,6 +41,7 @@ const (
 const (
 	LabelApp       = "app"
 	LabelTask      = "task"
+	LabelTable     = "table"
 	LabelTopic     = "topic"
 	LabelPartition = "partition"
 	LabelStore     = "store"

@@ -30,9 +30,10 @@ type collector struct {
 	// newProd makes a new producer for replace; nil when the producer is
 	// the group's client, which is never replaced.
 	newProd func() (*kgo.Client, error)
-	// sent counts the records sent since the last resetSent: under
-	// exactly-once, those of the open transaction.
-	sent atomic.Int64
+	// sent counts the records sent since the last resetSent, under
+	// exactly-once (countSent): those of the open transaction.
+	sent      atomic.Int64
+	countSent bool
 
 	// err is the first delivery failure since the last reset; once set,
 	// Send drops records and the tasks stop.
@@ -45,7 +46,7 @@ type collector struct {
 }
 
 func newCollector(log *slog.Logger, prod *kgo.Client, newProd func() (*kgo.Client, error)) *collector {
-	c := &collector{log: log, newProd: newProd}
+	c := &collector{log: log, newProd: newProd, countSent: newProd != nil}
 	c.prod.Store(prod)
 	c.failed, c.failedNow = context.WithCancel(context.Background())
 	return c
@@ -61,7 +62,9 @@ func (c *collector) Send(rec *processor.RawRecord) {
 	if c.err.Load() != nil {
 		return
 	}
-	c.sent.Add(1)
+	if c.countSent {
+		c.sent.Add(1)
+	}
 	c.prod.Load().Produce(context.Background(), rec, c.promise)
 }
 

@@ -40,7 +40,10 @@ type Metrics struct {
 	commitDur  metrics.Histogram
 	rebalances atomic.Int64
 	standbys   atomic.Int64 // standby tasks kept now
-	cache      atomic.Pointer[state.Cache]
+	// globals are the global tables' readings, set by the runtime that
+	// reads them.
+	globals atomic.Pointer[[]*globalReading]
+	cache   atomic.Pointer[state.Cache]
 
 	// mu guards tasks and each task's live stay and past counts: a task
 	// closing folds its counts in under it, and a scrape reads them under
@@ -245,6 +248,11 @@ func (m *Metrics) Snapshot() metrics.Instance {
 	in.TaskStates[processor.TaskStandby.String()] = int(m.standbys.Load())
 	if c := m.cache.Load(); c != nil {
 		in.CacheBytes, in.CacheMaxBytes = c.UsedBytes(), c.MaxBytes()
+	}
+	if gs := m.globals.Load(); gs != nil {
+		for _, g := range *gs {
+			in.Globals = append(in.Globals, g.snapshot())
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

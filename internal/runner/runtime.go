@@ -37,18 +37,23 @@ import (
 // more, so the input whose output was lost is reprocessed after a
 // restart.
 type Runtime struct {
-	cfg  Config
-	log  *slog.Logger
-	cl   *kgo.Client
-	env  *processor.TaskEnv
-	subs map[string]int // resolved input topic → sub-topology
+	cfg Config
+	log *slog.Logger
+	cl  *kgo.Client
+	env *processor.TaskEnv
+	// standbyEnv is env for standby tasks, with caching off.
+	standbyEnv *processor.TaskEnv
+	subs       map[string]int // resolved input topic → sub-topology
 
 	restoring sync.WaitGroup
 	// changelogs reads changelog partitions for restores and the global
 	// tables' topics, with one client.
 	changelogs *changelogReader
-	// globals are the global tables, tailed by changelogs.
-	globals []processor.GlobalSpec
+	// globals are the global tables, tailed by changelogs;
+	// stopGlobals is closed when the runtime stops, to end their
+	// retries.
+	globals     []processor.GlobalSpec
+	stopGlobals chan struct{}
 
 	// built is closed when New has finished: the group callbacks
 	// wait for it.
@@ -142,6 +147,7 @@ func New(cfg Config) (*Runtime, error) {
 		standbys:     make(map[processor.TaskID]*standby),
 	}
 	r.fatalCtx, r.fatalNow = context.WithCancel(context.Background())
+	r.stopGlobals = make(chan struct{})
 	var topics []string
 	for ref, sub := range cfg.Topology.Sources() {
 		name := ref.Resolve(appID)
@@ -282,6 +288,11 @@ func New(cfg Config) (*Runtime, error) {
 		r.committer = atLeastOnce{deps}
 	}
 	r.env.Collector = r.col
+	// Standbys process nothing: their stores do not charge the record
+	// cache's budget, which is the active tasks'.
+	standbyEnv := *r.env
+	standbyEnv.Cache = state.NewCache(0)
+	r.standbyEnv = &standbyEnv
 	return r, nil
 }
 
@@ -615,7 +626,13 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 		t.fetched(p)
 		if n := len(p.Records); n > 0 {
 			t.buf[p.Topic] = append(t.buf[p.Topic], p.Records...)
-			t.caughtUp[p.Topic] = p.Records[n-1].Offset+1 >= p.HighWatermark
+			// Under read_committed nothing past the last stable offset
+			// can be fetched yet: reaching it is caught up.
+			end := p.HighWatermark
+			if r.txnID != "" {
+				end = p.LastStableOffset
+			}
+			t.caughtUp[p.Topic] = p.Records[n-1].Offset+1 >= end
 		} else {
 			t.caughtUp[p.Topic] = true
 		}
@@ -691,6 +708,7 @@ func (r *Runtime) shutdown() {
 	r.mu.Unlock()
 	r.restoring.Wait()
 	r.stopStandbys()
+	close(r.stopGlobals)
 	r.changelogs.close()
 	r.col.close()
 	r.instance.Close()

@@ -206,7 +206,7 @@ func (r *Runtime) runStandby(ctx context.Context, sb *standby) {
 		}
 	}
 	for ctx.Err() == nil {
-		t, err := tasklife.New[*processor.Task](r.cfg.Topology, sb.id.SubTopology, sb.id.Partition, r.env)
+		t, err := tasklife.New[*processor.Task](r.cfg.Topology, sb.id.SubTopology, sb.id.Partition, r.standbyEnv)
 		if err != nil {
 			if !errors.Is(err, processor.ErrTaskLocked) {
 				r.log.Warn("opening standby task", "task", sb.id.String(), "error", err)
