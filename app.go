@@ -105,13 +105,21 @@ func (a *App) Run(ctx context.Context) error {
 		defer stop()
 	}
 
+	// A stop while the app connects or prepares its topics is a stop, not
+	// a failure.
 	conn, err := broker.Connect(ctx, a.cfg.seeds, append(slices.Clone(a.cfg.connOpts), broker.ClientID(a.cfg.appID))...)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	defer conn.Close()
 	plan, err := a.prepare(ctx, conn.Admin())
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	endpoint, err := a.listen()

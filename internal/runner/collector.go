@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 
 	"github.com/kappa-streams/kappa/processor"
@@ -38,17 +37,28 @@ type collector struct {
 	// err is the first delivery failure since the last reset; once set,
 	// Send drops records and the tasks stop.
 	err atomic.Pointer[processor.ProduceError]
-	// failed is canceled with err, to wake a poll in progress. Under mu,
-	// since reset replaces it while promises may run.
-	mu        sync.Mutex
-	failed    context.Context
-	failedNow context.CancelFunc
+	// epoch is the span between two resets. Its context is every record's
+	// context, so that a delivery failure of a record sent before the last
+	// reset (its work abandoned already) is told from a new one; it is
+	// canceled at the first failure, which fails the epoch's records still
+	// buffered and wakes a poll in progress.
+	epoch atomic.Pointer[epoch]
+}
+
+type epoch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newEpoch() *epoch {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &epoch{ctx, cancel}
 }
 
 func newCollector(log *slog.Logger, prod *kgo.Client, newProd func() (*kgo.Client, error)) *collector {
 	c := &collector{log: log, newProd: newProd, countSent: newProd != nil}
 	c.prod.Store(prod)
-	c.failed, c.failedNow = context.WithCancel(context.Background())
+	c.epoch.Store(newEpoch())
 	return c
 }
 
@@ -65,21 +75,29 @@ func (c *collector) Send(rec *processor.RawRecord) {
 	if c.countSent {
 		c.sent.Add(1)
 	}
-	c.prod.Load().Produce(context.Background(), rec, c.promise)
+	e := c.epoch.Load()
+	rec.Context = e.ctx
+	c.prod.Load().Produce(e.ctx, rec, c.promise)
 }
 
 // promise keeps the first delivery failure and wakes the run loop: tasks
 // observe it before their next record.
+//
+// Records sent before the last reset are no new failure, whatever their
+// error: their work is abandoned already (an aborted transaction's
+// records, a replaced producer's).
 func (c *collector) promise(rec *kgo.Record, err error) {
 	if err == nil {
+		return
+	}
+	e := c.epoch.Load()
+	if rec.Context != e.ctx {
 		return
 	}
 	if c.err.CompareAndSwap(nil, &processor.ProduceError{Topic: rec.Topic, Partition: rec.Partition, Err: err}) {
 		c.log.Error("output not acknowledged: nothing after it is committed; its input is processed again",
 			"topic", rec.Topic, "partition", rec.Partition, "error", err)
-		c.mu.Lock()
-		c.failedNow()
-		c.mu.Unlock()
+		e.cancel()
 	}
 }
 
@@ -91,12 +109,8 @@ func (c *collector) Err() error {
 	return nil
 }
 
-// failedDone returns a channel closed at the next delivery failure.
-func (c *collector) failedDone() context.Context {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.failed
-}
+// failedDone returns a context canceled at the next delivery failure.
+func (c *collector) failedDone() context.Context { return c.epoch.Load().ctx }
 
 // flush waits until every record sent is acknowledged or failed, and
 // returns the first failure.
@@ -110,11 +124,9 @@ func (c *collector) flush(ctx context.Context) error {
 // reset forgets the delivery failure, once the work it spoiled has been
 // abandoned (the transaction aborted), so that Send produces again.
 func (c *collector) reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	old := c.epoch.Swap(newEpoch())
+	old.cancel()
 	c.err.Store(nil)
-	c.failedNow()
-	c.failed, c.failedNow = context.WithCancel(context.Background())
 }
 
 // resetSent starts counting the records of a new transaction.

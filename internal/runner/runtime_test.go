@@ -34,7 +34,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 			if rec.Offset == 0 {
 				// The brokers reject an earlier output while this
 				// record is processed.
-				r.col.promise(&kgo.Record{Topic: "out", Partition: 0}, kerr.MessageTooLarge)
+				r.col.promise(&kgo.Record{Topic: "out", Partition: 0, Context: r.col.failedDone()}, kerr.MessageTooLarge)
 			}
 			return nil
 		}), nil
