@@ -159,19 +159,7 @@ func eosModelWithFaults(t *testing.T, seed uint64) {
 				}
 				return false
 			}, func(req kmsg.Request) kmsg.Response {
-				pr := req.(*kmsg.ProduceRequest)
-				resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-				for _, tp := range pr.Topics {
-					rt := kmsg.NewProduceResponseTopic()
-					rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-					for _, pp := range tp.Partitions {
-						rp := kmsg.NewProduceResponseTopicPartition()
-						rp.Partition, rp.ErrorCode = pp.Partition, kerr.InvalidRecord.Code
-						rt.Partitions = append(rt.Partitions, rp)
-					}
-					resp.Topics = append(resp.Topics, rt)
-				}
-				return resp
+				return kafkatest.ProduceErrorResponse(req.(*kmsg.ProduceRequest), kerr.InvalidRecord.Code)
 			})
 		case "end txn fails":
 			armOnce(kmsg.EndTxn, func(req kmsg.Request) bool { return req.(*kmsg.EndTxnRequest).Commit },

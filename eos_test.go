@@ -140,19 +140,7 @@ func TestExactlyOnceRejectedOutputRetried(t *testing.T) {
 		}
 		b.Cluster().DropControl() // once only (KeepControl above kept it so far)
 		rejected.Add(1)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = kerr.InvalidRecord.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+		return kafkatest.ProduceErrorResponse(pr, kerr.InvalidRecord.Code), nil, true
 	})
 	inputs, _ := makeClicks(3000, 50)
 	cl := kafkatest.Client(t, seeds)

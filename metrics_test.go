@@ -416,19 +416,7 @@ func TestGlobalTableReadRetried(t *testing.T) {
 			return nil, nil, false
 		}
 		refused++
-		resp := fr.ResponseKind().(*kmsg.FetchResponse)
-		for _, rt := range fr.Topics {
-			st := kmsg.NewFetchResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewFetchResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return kafkatest.FetchErrorResponse(fr, kerr.TopicAuthorizationFailed.Code), nil, true
 	})
 	kafkatest.Produce(t, cl, &kgo.Record{Topic: "articles", Key: []byte("a1"), Value: []byte("second")})
 	kafkatest.Eventually(t, 30*time.Second, "the global table's reading to fail and be counted", func() bool {

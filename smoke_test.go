@@ -766,20 +766,7 @@ func TestSmokeCrashDuringRebalance(t *testing.T) {
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)
-	for _, name := range []string{"a", "b", "c"} {
-		r.start(name)
-	}
-	r.waitStable(60 * time.Second)
-
-	cl := kafkatest.Client(t, seeds)
-	produced := producePaced(cl, in.Phase(0, 1))
-	r.waitFor(30*time.Second, "a first commit of the input", func() (bool, string) {
-		lags, err := smoke.GroupLag(context.Background(), r.cl, smokeApp, smoke.AtLeastOnce)
-		if err != nil {
-			return false, err.Error()
-		}
-		return lags[0].Committed > 0, fmt.Sprint(lags)
-	})
+	produced := r.startAndFeed(in, "a", "b", "c")
 	// A leaves and comes back: the group rebalances when it joins again.
 	r.procs["a"].kill(t)
 	r.start("a")
@@ -920,19 +907,7 @@ func TestSmokePausePastTransactionTimeout(t *testing.T) {
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.ExactlyOnce)
 	r.session = 30 * time.Second // longer than the pause: the group keeps the paused member
-	for _, name := range []string{"a", "b"} {
-		r.start(name)
-	}
-	r.waitStable(60 * time.Second)
-	cl := kafkatest.Client(t, seeds)
-	produced := producePaced(cl, in.Phase(0, 1))
-	r.waitFor(30*time.Second, "a first commit of the input", func() (bool, string) {
-		lags, err := smoke.GroupLag(context.Background(), r.cl, smokeApp, smoke.ExactlyOnce)
-		if err != nil {
-			return false, err.Error()
-		}
-		return lags[0].Committed > 0, fmt.Sprint(lags)
-	})
+	produced := r.startAndFeed(in, "a", "b")
 	a := r.procs["a"]
 	pause := smokeTxnTimeout + 3*time.Second
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -1000,6 +975,26 @@ func TestSmokeStaticRestartKeepsStandbys(t *testing.T) {
 	})
 	r.stopAll(60 * time.Second)
 	r.verify(in)
+}
+
+// startAndFeed starts the instances names, waits until the group is
+// stable, produces in's input paced in the background, and waits for a
+// first commit of it. The returned channel reports the produce's outcome.
+func (r *smokeRun) startAndFeed(in smoke.Input, names ...string) <-chan error {
+	r.t.Helper()
+	for _, name := range names {
+		r.start(name)
+	}
+	r.waitStable(60 * time.Second)
+	produced := producePaced(kafkatest.Client(r.t, r.seeds), in.Phase(0, 1))
+	r.waitFor(30*time.Second, "a first commit of the input", func() (bool, string) {
+		lags, err := smoke.GroupLag(context.Background(), r.cl, smokeApp, r.guarantee)
+		if err != nil {
+			return false, err.Error()
+		}
+		return lags[0].Committed > 0, fmt.Sprint(lags)
+	})
+	return produced
 }
 
 // readFile returns the content of path.
