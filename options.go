@@ -275,7 +275,7 @@ func (c *config) validate() error {
 		errs = append(errs, fmt.Errorf("kappa: AppID(%q): use at most 200 ASCII letters, digits, '.', '_' and '-', not . or .. alone (it names the group, the topics and a directory)", c.appID))
 	}
 	if len(c.seeds) == 0 {
-		errs = append(errs, errors.New(`kappa: Brokers is required: pass kappa.Brokers("127.0.0.1:9092"), or the addresses of an embedded broker (broker.NewEmbedded().Addrs())`))
+		errs = append(errs, errors.New(`kappa: Brokers is required: pass kappa.Brokers("127.0.0.1:9092"), or the addresses of an embedded broker (embedded.New().Addrs())`))
 	}
 	for _, s := range c.seeds {
 		if _, _, err := net.SplitHostPort(s); err != nil {

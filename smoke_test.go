@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
 	"github.com/kappa-streams/kappa/internal/smoke"
 	"github.com/kappa-streams/kappa/processor"
@@ -83,7 +83,7 @@ func smokeCrashes(t *testing.T, g smoke.Guarantee, stream uint64) smoke.Result {
 	rng := rand.New(rand.NewPCG(seed, stream))
 	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
 
-	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
+	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, g)
@@ -261,7 +261,7 @@ func smokeBrokerRestart(t *testing.T, g smoke.Guarantee, stream uint64, kill boo
 		seeds = p.Addrs()
 		stopBroker, startBroker = p.Kill, p.Start
 	} else {
-		b, err := broker.NewEmbedded(broker.DataDir(dataDir))
+		b, err := embedded.New(embedded.DataDir(dataDir))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +271,7 @@ func smokeBrokerRestart(t *testing.T, g smoke.Guarantee, stream uint64, kill boo
 		startBroker = func() {
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				nb, err := broker.NewEmbedded(broker.Listen(seeds[0]), broker.DataDir(dataDir))
+				nb, err := embedded.New(embedded.Listen(seeds[0]), embedded.DataDir(dataDir))
 				if err == nil {
 					b = nb
 					return
@@ -762,7 +762,7 @@ func lastLines(path string, n int) string {
 func TestSmokeCrashDuringRebalance(t *testing.T) {
 	bin := buildSmokeApp(t)
 	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
-	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
+	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)
@@ -805,7 +805,7 @@ func TestSmokeCrashDuringRebalance(t *testing.T) {
 func TestSmokeStandbyFailover(t *testing.T) {
 	bin := buildSmokeApp(t)
 	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
-	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
+	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)
@@ -902,7 +902,7 @@ func TestSmokeStandbyFailover(t *testing.T) {
 func TestSmokePausePastTransactionTimeout(t *testing.T) {
 	bin := buildSmokeApp(t)
 	in := smoke.Input{Keys: 50, Values: 1500}.WithDefaults()
-	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
+	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.ExactlyOnce)
@@ -942,7 +942,7 @@ func TestSmokePausePastTransactionTimeout(t *testing.T) {
 func TestSmokeStaticRestartKeepsStandbys(t *testing.T) {
 	bin := buildSmokeApp(t)
 	in := smoke.Input{Keys: 50, Values: 400}.WithDefaults()
-	b := kafkatest.Broker(t, broker.DataDir(filepath.Join(t.TempDir(), "broker")))
+	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)

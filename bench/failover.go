@@ -24,6 +24,7 @@ import (
 
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/stream"
@@ -106,7 +107,7 @@ type instanceStatus struct {
 func failoverRun(keys, standbys int) (total, restore time.Duration, restored int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	b, err := broker.NewEmbedded(broker.MinSessionTimeout(200 * time.Millisecond))
+	b, err := embedded.New(embedded.MinSessionTimeout(200 * time.Millisecond))
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -185,7 +186,7 @@ type trial struct {
 type harness struct {
 	workload string
 	flags    *commonFlags
-	broker   *broker.Embedded
+	broker   *embedded.Broker
 	addrs    []string
 	conn     *broker.Conn
 	cl       *kgo.Client // for end offsets
@@ -196,7 +197,7 @@ type harness struct {
 }
 
 func newHarness(ctx context.Context, workload string, flags *commonFlags) (*harness, error) {
-	b, err := broker.NewEmbedded(broker.DefaultPartitions(flags.partitions))
+	b, err := embedded.New(embedded.DefaultPartitions(flags.partitions))
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/query"
 	"github.com/kappa-streams/kappa/stream"
@@ -70,7 +71,7 @@ func runQueries(args []string) error {
 func queries(f queryFlags, rates []int) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := broker.NewEmbedded(broker.DefaultPartitions(f.partitions))
+	b, err := embedded.New(embedded.DefaultPartitions(f.partitions))
 	if err != nil {
 		return err
 	}

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func start(t *testing.T, opts ...broker.EmbeddedOpt) (*broker.Embedded, *broker.Conn) {
+func start(t *testing.T, opts ...embedded.Opt) (*embedded.Broker, *broker.Conn) {
 	t.Helper()
-	b, err := broker.NewEmbedded(opts...)
+	b, err := embedded.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 func TestDataDirSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	b, conn := start(t, broker.DataDir(dir))
+	b, conn := start(t, embedded.DataDir(dir))
 	if err := conn.Admin().Create(ctx, broker.TopicSpec{Name: "t", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 	conn.Close()
 	b.Close()
 
-	b2, err := broker.NewEmbedded(broker.DataDir(dir))
+	b2, err := embedded.New(embedded.DataDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestConnectErrors(t *testing.T) {
 	if _, err := broker.Connect(context.Background(), nil); !errors.Is(err, broker.ErrNoSeeds) {
 		t.Fatalf("no seeds: %v", err)
 	}
-	if _, err := broker.NewEmbedded(broker.Listen("nonsense")); err == nil {
+	if _, err := embedded.New(embedded.Listen("nonsense")); err == nil {
 		t.Fatal("bad listen address accepted")
 	}
 	if _, err := broker.SASL("GSSAPI", "u", "p"); err == nil {

@@ -1,19 +1,8 @@
-// Package broker connects Kappa to Kafka: an embedded single-node broker for
-// development and tests, connections to external clusters, and the topic
-// administration a topology needs.
-//
-// # Embedded
-//
-// [NewEmbedded] starts a Kafka-protocol broker inside the process (franz-go's
-// kfake). It needs nothing installed, listens on loopback (port 0 picks a free
-// port), and with [DataDir] keeps its log across restarts. Any Kafka client,
-// kcat included, can talk to it. The `kappa broker` command runs one
-// standalone so several processes on one machine can join one group.
-//
-//	b, err := broker.NewEmbedded(broker.Listen("127.0.0.1:0"))
-//	if err != nil { ... }
-//	defer b.Close()
-//	seeds := b.Addrs()
+// Package broker connects Kappa to Kafka: connections to clusters, and the
+// topic administration a topology needs. The embedded single-node broker
+// for development and tests is in package
+// github.com/kappa-streams/kappa/broker/embedded, apart, so that an app
+// that dials a cluster does not link it.
 //
 // # External clusters
 //

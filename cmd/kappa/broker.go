@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 )
 
 // brokerAbout is the description "kappa broker -h" prints.
@@ -52,17 +52,17 @@ func runBroker(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return c.usageErrorf("--listen %q: want host:port with a port from 0 to 65535, such as --listen 127.0.0.1:9092 (0 picks a free port)", *listen)
 	}
 
-	opts := []broker.EmbeddedOpt{broker.Listen(*listen), broker.DefaultPartitions(parts.v)}
+	opts := []embedded.Opt{embedded.Listen(*listen), embedded.DefaultPartitions(parts.v)}
 	where := "in memory: nothing is kept after exit"
 	if *dataDir != "" {
-		opts = append(opts, broker.DataDir(*dataDir))
+		opts = append(opts, embedded.DataDir(*dataDir))
 		where = "data in " + *dataDir
 	}
 	if *autoCreate {
-		opts = append(opts, broker.AutoCreateTopics())
+		opts = append(opts, embedded.AutoCreateTopics())
 		where += "; topics auto-created"
 	}
-	b, err := broker.NewEmbedded(opts...)
+	b, err := embedded.New(opts...)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("%w; another process uses the port: stop it or pick another with --listen", err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/examples/clickstream/clicks"
 	"github.com/kappa-streams/kappa/processor"
@@ -32,7 +33,7 @@ type runFunc = func(ctx context.Context, args []string, stdin io.Reader, stdout,
 // returns the --brokers flag pointing at it.
 func startBroker(t *testing.T) []string {
 	t.Helper()
-	b, err := broker.NewEmbedded()
+	b, err := embedded.New()
 	if err != nil {
 		t.Fatal(err)
 	}

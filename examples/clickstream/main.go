@@ -21,6 +21,7 @@ import (
 
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/kappa-streams/kappa/examples/clickstream/clicks"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -65,7 +66,7 @@ type stats struct {
 func run(ctx context.Context, o options, out io.Writer) error {
 	seeds := []string{o.brokers}
 	if o.brokers == "" {
-		b, err := broker.NewEmbedded()
+		b, err := embedded.New()
 		if err != nil {
 			return err
 		}

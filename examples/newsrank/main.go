@@ -35,6 +35,7 @@ import (
 
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/kappa-streams/kappa/examples/newsrank/rank"
 	"github.com/kappa-streams/kappa/examples/newsrank/world"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -122,7 +123,7 @@ func (o *options) check() error {
 func run(ctx context.Context, o options, out io.Writer) error {
 	seeds := strings.Split(o.brokers, ",")
 	if o.brokers == "" {
-		b, err := broker.NewEmbedded(broker.DefaultPartitions(o.partitions))
+		b, err := embedded.New(embedded.DefaultPartitions(o.partitions))
 		if err != nil {
 			return err
 		}

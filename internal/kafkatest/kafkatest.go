@@ -12,14 +12,15 @@ import (
 	"time"
 
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Broker starts an embedded broker on a free loopback port, closed when the
 // test ends.
-func Broker(t testing.TB, opts ...broker.EmbeddedOpt) *broker.Embedded {
+func Broker(t testing.TB, opts ...embedded.Opt) *embedded.Broker {
 	t.Helper()
-	b, err := broker.NewEmbedded(opts...)
+	b, err := embedded.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
-// The commit path: prepare (flush the caches), commit (acknowledged
-// outputs, then input offsets), post-commit (stores written with their
-// changelog positions).
+// The runtime's side of commits: which tasks a commit covers, and what
+// the committer's verdict does to them (committer.go holds the commit
+// itself); halting after a fatal error; purging repartition topics; and
+// losing the tasks when the group has moved on.
 
 package runner
 

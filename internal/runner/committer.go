@@ -343,3 +343,25 @@ func isFenced(err error) bool {
 	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
 		errors.Is(err, kerr.FencedInstanceID)
 }
+
+// topicIDs returns the IDs of the topics of offsets, which newer versions
+// of TxnOffsetCommit name topics by, from metadata cached for a minute.
+func (r *Runtime) topicIDs(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) (map[string][16]byte, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for topic := range offsets {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := r.cl.RequestCachedMetadata(ctx, req, time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of the input topics: %w", err)
+	}
+	ids := make(map[string][16]byte, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic != nil {
+			ids[*t.Topic] = t.TopicID
+		}
+	}
+	return ids, nil
+}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // reopen closes every task without committing and marks it to be opened
@@ -125,26 +124,4 @@ func (r *Runtime) rewind(ctx context.Context, ids []processor.TaskID) error {
 	}
 	r.cl.SetOffsets(set)
 	return nil
-}
-
-// topicIDs returns the IDs of the topics of offsets, which newer versions
-// of TxnOffsetCommit name topics by, from metadata cached for a minute.
-func (r *Runtime) topicIDs(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) (map[string][16]byte, error) {
-	req := kmsg.NewPtrMetadataRequest()
-	for topic := range offsets {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(topic)
-		req.Topics = append(req.Topics, rt)
-	}
-	resp, err := r.cl.RequestCachedMetadata(ctx, req, time.Minute)
-	if err != nil {
-		return nil, fmt.Errorf("metadata of the input topics: %w", err)
-	}
-	ids := make(map[string][16]byte, len(resp.Topics))
-	for _, t := range resp.Topics {
-		if t.Topic != nil {
-			ids[*t.Topic] = t.TopicID
-		}
-	}
-	return ids, nil
 }

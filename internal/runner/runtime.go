@@ -23,19 +23,17 @@ import (
 )
 
 // Runtime runs a topology as one member of a consumer group: it polls the
-// inputs, hands each partition's records to its task, and commits.
+// inputs, hands each partition's records to its task, and commits through
+// its committer (at-least-once or exactly-once, see committer.go) on the
+// commit interval, when tasks are revoked, and on shutdown.
 //
-// Commits are at-least-once: every output and dead-letter record is
-// acknowledged by the brokers (Flush) before the input offsets that
-// produced them are committed. They happen on the commit interval, when
-// tasks are revoked, and on shutdown. A crash between the two steps
-// reprocesses the uncommitted records; nothing is lost.
-//
-// A record the brokers reject stops the runtime at once, as Kafka
-// Streams' RecordCollector does at its next send: no task processes
-// another record, no later Send produces, and nothing is committed any
-// more, so the input whose output was lost is reprocessed after a
-// restart.
+// A record the brokers reject stops the tasks at once, as Kafka Streams'
+// RecordCollector does at its next send: no task processes another record
+// and no later Send produces. Under at-least-once the runtime then stops
+// without committing anything more; under exactly-once the transaction is
+// aborted and the tasks reopen from their committed state. Any other
+// fatal error halts the runtime the same way: nothing is committed after
+// it.
 type Runtime struct {
 	cfg Config
 	log *slog.Logger

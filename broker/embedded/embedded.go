@@ -1,4 +1,4 @@
-package broker
+package embedded
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// Embedded is a single-node Kafka-protocol broker running in this process.
+// Broker is a single-node Kafka-protocol broker running in this process.
 // Close it to release its port and flush its data directory.
-type Embedded struct {
+type Broker struct {
 	c     *kfake.Cluster
 	addrs []string
 	// recovered is what the start did about transactions the last run
@@ -34,10 +34,10 @@ const cleanStopMark = ".kappa-clean-stop"
 // RecoveredTxns returns how many transactions left open by the last run
 // over the data directory (a crash, or a stop while clients were in a
 // transaction) this start aborted, writing their markers.
-func (e *Embedded) RecoveredTxns() int { return e.recovered.aborted }
+func (e *Broker) RecoveredTxns() int { return e.recovered.aborted }
 
-// EmbeddedOpt configures NewEmbedded.
-type EmbeddedOpt func(*embeddedCfg)
+// Opt configures New.
+type Opt func(*embeddedCfg)
 
 type embeddedCfg struct {
 	listen     string
@@ -50,47 +50,47 @@ type embeddedCfg struct {
 
 // Listen sets the host:port to listen on, overriding the default
 // "127.0.0.1:0" (loopback, a free port chosen by the kernel).
-func Listen(addr string) EmbeddedOpt { return func(c *embeddedCfg) { c.listen = addr } }
+func Listen(addr string) Opt { return func(c *embeddedCfg) { c.listen = addr } }
 
 // DataDir persists the broker's log, offsets and groups under dir, so a
 // restart picks up where the last run stopped. The default keeps everything
 // in memory.
-func DataDir(dir string) EmbeddedOpt { return func(c *embeddedCfg) { c.dataDir = dir } }
+func DataDir(dir string) Opt { return func(c *embeddedCfg) { c.dataDir = dir } }
 
 // DefaultPartitions sets the partition count of topics created without one
 // (auto-created topics, or CreateTopics with -1), overriding the default 3.
-func DefaultPartitions(n int) EmbeddedOpt { return func(c *embeddedCfg) { c.partitions = n } }
+func DefaultPartitions(n int) Opt { return func(c *embeddedCfg) { c.partitions = n } }
 
 // AutoCreateTopics lets producers create topics by writing to them, as
 // auto.create.topics.enable does on a Kafka broker. The default is off.
-func AutoCreateTopics() EmbeddedOpt { return func(c *embeddedCfg) { c.autoCreate = true } }
+func AutoCreateTopics() Opt { return func(c *embeddedCfg) { c.autoCreate = true } }
 
 // MinSessionTimeout lowers the shortest session timeout group members may
 // ask for (Kafka's group.min.session.timeout.ms), from the default 6s:
 // tests and benchmarks of failover use it so that a killed member is
 // noticed quickly.
-func MinSessionTimeout(d time.Duration) EmbeddedOpt { return func(c *embeddedCfg) { c.minSession = d } }
+func MinSessionTimeout(d time.Duration) Opt { return func(c *embeddedCfg) { c.minSession = d } }
 
 // Logger sends the broker's logs to l, overriding the default of no logs.
-func Logger(l *slog.Logger) EmbeddedOpt { return func(c *embeddedCfg) { c.logger = l } }
+func Logger(l *slog.Logger) Opt { return func(c *embeddedCfg) { c.logger = l } }
 
-// NewEmbedded starts a broker. It returns once the broker accepts
+// New starts a broker. It returns once the broker accepts
 // connections.
-func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
+func New(opts ...Opt) (*Broker, error) {
 	cfg := embeddedCfg{listen: "127.0.0.1:0", partitions: 3}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	host, portStr, err := net.SplitHostPort(cfg.listen)
 	if err != nil {
-		return nil, fmt.Errorf("broker: listen address %q: %w (want host:port, for example 127.0.0.1:9092)", cfg.listen, err)
+		return nil, fmt.Errorf("embedded: listen address %q: %w (want host:port, for example 127.0.0.1:9092)", cfg.listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("broker: listen address %q: port must be a number from 0 to 65535", cfg.listen)
+		return nil, fmt.Errorf("embedded: listen address %q: port must be a number from 0 to 65535", cfg.listen)
 	}
 	if cfg.partitions < 1 {
-		return nil, fmt.Errorf("broker: DefaultPartitions(%d): must be at least 1", cfg.partitions)
+		return nil, fmt.Errorf("embedded: DefaultPartitions(%d): must be at least 1", cfg.partitions)
 	}
 	// A data directory that holds the data of a run that did not stop
 	// cleanly (no clean-stop mark) may hold transactions that run left
@@ -108,7 +108,7 @@ func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
 		}
 		if clean {
 			if err := os.Remove(mark); err != nil {
-				return nil, fmt.Errorf("broker: data directory %s: %w", cfg.dataDir, err)
+				return nil, fmt.Errorf("embedded: data directory %s: %w", cfg.dataDir, err)
 			}
 		}
 	}
@@ -143,16 +143,16 @@ func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
 	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
-		return nil, fmt.Errorf("broker: start embedded broker on %s: %w", cfg.listen, err)
+		return nil, fmt.Errorf("embedded: start embedded broker on %s: %w", cfg.listen, err)
 	}
-	e := &Embedded{c: c, addrs: c.ListenAddrs(), dataDir: cfg.dataDir}
+	e := &Broker{c: c, addrs: c.ListenAddrs(), dataDir: cfg.dataDir}
 	if recovering {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		rec, err := recoverTxns(ctx, gate, e.addrs[0])
 		cancel()
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("broker: completing the transactions left open in %s: %w", cfg.dataDir, err)
+			return nil, fmt.Errorf("embedded: completing the transactions left open in %s: %w", cfg.dataDir, err)
 		}
 		if cfg.logger != nil && rec.aborted > 0 {
 			cfg.logger.Info("aborted the transactions the last run left open", "component", "broker",
@@ -165,13 +165,13 @@ func NewEmbedded(opts ...EmbeddedOpt) (*Embedded, error) {
 }
 
 // Addrs returns the seed addresses clients connect to.
-func (e *Embedded) Addrs() []string { return append([]string(nil), e.addrs...) }
+func (e *Broker) Addrs() []string { return append([]string(nil), e.addrs...) }
 
 // Close stops the broker and, with DataDir, writes its state to disk. It is
 // safe to call more than once.
-func (e *Embedded) Close() error {
+func (e *Broker) Close() error {
 	if e == nil || e.c == nil {
-		return errors.New("broker: Close on a nil Embedded")
+		return errors.New("embedded: Close on a nil Embedded")
 	}
 	var err error
 	e.closeOnce.Do(func() {
@@ -185,7 +185,7 @@ func (e *Embedded) Close() error {
 
 // Cluster exposes the underlying kfake cluster, for tests that inject faults
 // or compact logs on demand.
-func (e *Embedded) Cluster() *kfake.Cluster { return e.c }
+func (e *Broker) Cluster() *kfake.Cluster { return e.c }
 
 type slogLogger struct{ l *slog.Logger }
 

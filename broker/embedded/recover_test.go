@@ -1,4 +1,4 @@
-package broker_test
+package embedded_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/broker/embedded"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -35,7 +36,7 @@ func TestKilledBrokerAbortsOpenTransactions(t *testing.T) {
 // ID aborts it, and a read_committed consumer sees every committed record.
 func TestCleanRestartLeavesOpenTransactions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	b, err := broker.NewEmbedded(broker.DataDir(dir))
+	b, err := embedded.New(embedded.DataDir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestCleanRestartLeavesOpenTransactions(t *testing.T) {
 	addr := b.Addrs()[0]
 	checkOpenTransactionAborted(t, b.Addrs(), func() {
 		b.Close()
-		b, err = broker.NewEmbedded(broker.DataDir(dir), broker.Listen(addr))
+		b, err = embedded.New(embedded.DataDir(dir), embedded.Listen(addr))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package broker
+package embedded
 
 // Recovery of transactions a crash left open. When the embedded broker
 // starts again over a data directory, transactions that were open when it
