@@ -51,7 +51,7 @@ var ErrInstanceIDInUse = runner.ErrInstanceIDInUse
 // connect: every configuration problem is reported here, each naming its
 // option and the fix.
 func New(topo *processor.Topology, opts ...Opt) (*App, error) {
-	cfg := config{signals: true}
+	cfg := config{signals: true, warmups: DefaultMaxWarmupReplicas}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -132,26 +132,27 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	defer stopHTTP()
 	rt, err := runner.New(runner.Config{
-		Topology:         a.topo,
-		Plan:             plan,
-		ClientOpts:       append(conn.ClientOpts(), clientLogger(a.cfg.logger)...),
-		CommitInterval:   a.cfg.commitInterval,
-		OnError:          a.cfg.onError,
-		Logger:           a.log,
-		Workers:          a.cfg.workers,
-		MaxPollRecords:   a.cfg.maxPoll,
-		SessionTimeout:   a.cfg.sessionTimeout,
-		RebalanceTimeout: a.cfg.rebalanceTimeout,
-		Guarantee:        a.cfg.guarantee,
-		OnBalance:        a.cfg.onBalance,
-		StateDir:         a.cfg.stateDir,
-		CacheBytes:       a.cfg.cacheBytes,
-		MaxTaskIdle:      a.cfg.maxTaskIdle,
-		Endpoint:         endpoint,
-		InstanceID:       a.cfg.instanceID,
-		StandbyReplicas:  a.cfg.standbys,
-		Metrics:          a.metrics.runner,
-		UserClientOpts:   a.cfg.clientOpts,
+		Topology:          a.topo,
+		Plan:              plan,
+		ClientOpts:        append(conn.ClientOpts(), clientLogger(a.cfg.logger)...),
+		CommitInterval:    a.cfg.commitInterval,
+		OnError:           a.cfg.onError,
+		Logger:            a.log,
+		Workers:           a.cfg.workers,
+		MaxPollRecords:    a.cfg.maxPoll,
+		SessionTimeout:    a.cfg.sessionTimeout,
+		RebalanceTimeout:  a.cfg.rebalanceTimeout,
+		Guarantee:         a.cfg.guarantee,
+		OnBalance:         a.cfg.onBalance,
+		StateDir:          a.cfg.stateDir,
+		CacheBytes:        a.cfg.cacheBytes,
+		MaxTaskIdle:       a.cfg.maxTaskIdle,
+		Endpoint:          endpoint,
+		InstanceID:        a.cfg.instanceID,
+		StandbyReplicas:   a.cfg.standbys,
+		MaxWarmupReplicas: a.cfg.warmups,
+		Metrics:           a.metrics.runner,
+		UserClientOpts:    a.cfg.clientOpts,
 	})
 	if err != nil {
 		return err

@@ -187,7 +187,10 @@ func TestMetricsAcrossRebalances(t *testing.T) {
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, "words", 4)
 	topo := countTopology(t)
-	opts := []Opt{AppID("wc"), Brokers(seeds...), CommitInterval(100 * time.Millisecond), SessionTimeout(10 * time.Second)}
+	// Tasks move cold (no warm-up), so that the second instance restores
+	// what it takes over and counts it.
+	opts := []Opt{AppID("wc"), Brokers(seeds...), CommitInterval(100 * time.Millisecond), SessionTimeout(10 * time.Second),
+		MaxWarmupReplicas(0)}
 	a1, _ := startApp(t, topo, append(opts, StateDir(t.TempDir()))...)
 	cl := kafkatest.Client(t, seeds)
 

@@ -45,6 +45,7 @@ type config struct {
 	handlers         []handler
 	instanceID       string
 	standbys         int
+	warmups          int
 }
 
 // handler is a user's HTTP handler on the app's listener.
@@ -215,12 +216,26 @@ func InstanceID(id string) Opt { return func(c *config) { c.instanceID = id } }
 // task's instance dies, the group gives the task to the instance with the
 // most caught-up copy, which opens it with little or nothing to restore.
 // A copy needs an instance other than the task's own; with fewer
-// instances, there are fewer copies. With standbys on, an instance that
-// joins also warms up a copy of each task the balance moves to it before
-// the task moves (KIP-441), so a scale-out never leaves a task waiting
-// for a full restore. Default 0. All instances of an app should use the
+// instances, there are fewer copies. Default 0. (An instance that joins
+// warms up copies of the tasks the balance moves to it with or without
+// standbys: see MaxWarmupReplicas.) All instances of an app should use the
 // same n.
 func StandbyReplicas(n int) Opt { return func(c *config) { c.standbys = n } }
+
+// DefaultMaxWarmupReplicas is the default of MaxWarmupReplicas.
+const DefaultMaxWarmupReplicas = 2
+
+// MaxWarmupReplicas bounds how many tasks warm up at once, overriding the
+// default 2 (Kafka Streams' max.warmup.replicas). When the balance moves a
+// task with persistent, logged stores to an instance that has no
+// caught-up copy of it (an instance that just joined), the task stays
+// with its owner while the new instance builds a copy from the
+// changelogs; once the copy is caught up, the instance asks for a
+// rebalance and the task moves, with little to restore. Tasks beyond the
+// bound stay with their owners until a later round. 0 moves tasks at
+// once, to restore where they land. Warm-ups work with or without
+// StandbyReplicas.
+func MaxWarmupReplicas(n int) Opt { return func(c *config) { c.warmups = n } }
 
 // Handle serves h for pattern (a net/http ServeMux pattern, such as
 // "GET /v1/rank") on the listener HTTP opens, beside Kappa's own
@@ -315,6 +330,9 @@ func (c *config) validate() error {
 	}
 	if c.rebalanceTimeout < 0 || (c.rebalanceTimeout > 0 && c.rebalanceTimeout < time.Second) {
 		errs = append(errs, fmt.Errorf("kappa: RebalanceTimeout(%v): must be at least 1s, the time instances have to rejoin a rebalance", c.rebalanceTimeout))
+	}
+	if c.warmups < 0 {
+		errs = append(errs, fmt.Errorf("kappa: MaxWarmupReplicas(%d): must be 0 (tasks move cold) or more, usually 2", c.warmups))
 	}
 	if c.standbys < 0 {
 		errs = append(errs, fmt.Errorf("kappa: StandbyReplicas(%d): must be 0 or more, usually 1", c.standbys))

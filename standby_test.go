@@ -154,8 +154,15 @@ func TestStandbyFailover(t *testing.T) {
 // TestScaleOutWarmsUp starts a second instance next to one that runs
 // every task: no task moves to it before its warm-up copy has caught up,
 // so none is unavailable for a full restore, and the tasks that move then
-// restore little.
+// restore little. Warm-ups need no standbys: it runs with
+// StandbyReplicas(1) and with none.
 func TestScaleOutWarmsUp(t *testing.T) {
+	for _, standbys := range []int{1, 0} {
+		t.Run(fmt.Sprintf("standbys=%d", standbys), func(t *testing.T) { scaleOutWarmsUp(t, standbys) })
+	}
+}
+
+func scaleOutWarmsUp(t *testing.T, standbys int) {
 	b := kafkatest.Broker(t)
 	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, "words", 4)
@@ -165,7 +172,7 @@ func TestScaleOutWarmsUp(t *testing.T) {
 	dir := t.TempDir()
 	start := func(i int) *kappa.App {
 		app, _ := runApp(t, topo, kappa.AppID("scaleout"), kappa.Brokers(seeds...), kappa.CommitInterval(100*time.Millisecond),
-			kappa.StateDir(filepath.Join(dir, fmt.Sprint(i))), kappa.StandbyReplicas(1))
+			kappa.StateDir(filepath.Join(dir, fmt.Sprint(i))), kappa.StandbyReplicas(standbys))
 		return app
 	}
 	first := start(0)

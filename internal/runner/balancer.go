@@ -44,6 +44,10 @@ type TaskBalancer struct {
 	// the members keeping standby copies of it, each time this member gets
 	// an assignment. May be nil.
 	OnHosts func(active map[processor.TaskID]string, standby map[processor.TaskID][]string)
+	// Warmups bounds the warm-up copies the leader assigns at once
+	// (kappa.MaxWarmupReplicas); 0 moves tasks without warming them up.
+	// Warm-ups do not need standbys.
+	Warmups int
 	// Replicas is how many standby copies of each task with persistent,
 	// logged stores the leader places on other members
 	// (kappa.StandbyReplicas).
@@ -349,11 +353,14 @@ func (b *TaskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 		return bestCopy(held[id])
 	})
 	hosts := assignmentData{V: 1, Hosts: make(map[string][]string)}
-	if b.Replicas > 0 {
+	if b.Replicas > 0 || b.Warmups > 0 {
 		eligible := func(id processor.TaskID) bool { return b.standbyable[id.SubTopology] }
 		prevOwner := func(id processor.TaskID) (int, bool) { c, ok := prev[id]; return c.member, ok }
-		warmups := holdForWarmup(tasks, eligible, owner, prevOwner, func(id processor.TaskID) map[int]int64 { return held[id] })
-		standbys := assignStandbys(tasks, eligible, owner, len(members), b.Replicas, func(id processor.TaskID) map[int]int64 { return held[id] })
+		warmups := holdForWarmup(tasks, eligible, owner, prevOwner, func(id processor.TaskID) map[int]int64 { return held[id] }, b.Warmups)
+		var standbys map[processor.TaskID][]int
+		if b.Replicas > 0 {
+			standbys = assignStandbys(tasks, eligible, owner, len(members), b.Replicas, func(id processor.TaskID) map[int]int64 { return held[id] })
+		}
 		hosts.Standbys = make(map[string][]string)
 		hosts.Warmups = make(map[string][]string)
 		for _, id := range tasks {
@@ -551,9 +558,18 @@ func assignStandbys(tasks []processor.TaskID, eligible func(processor.TaskID) bo
 // copy has caught up. A task is then never unavailable for a full restore
 // because an instance joined (KIP-441). Only tasks with persistent, logged
 // stores are held; a task whose owner is gone goes where the balance says.
+//
+// At most limit tasks warm up at once (Kafka Streams'
+// max.warmup.replicas): the others stay with their owners, without a
+// copy, until a later rebalance, which each finished warm-up asks for.
+// limit 0 holds nothing: tasks move at once, to be restored where they
+// land.
 func holdForWarmup(tasks []processor.TaskID, eligible func(processor.TaskID) bool, owner map[processor.TaskID]int,
-	prevOwner func(processor.TaskID) (int, bool), held func(processor.TaskID) map[int]int64) map[processor.TaskID]int {
+	prevOwner func(processor.TaskID) (int, bool), held func(processor.TaskID) map[int]int64, limit int) map[processor.TaskID]int {
 	out := make(map[processor.TaskID]int)
+	if limit <= 0 {
+		return out
+	}
 	for _, id := range tasks {
 		prev, ok := prevOwner(id)
 		to := owner[id]
@@ -564,7 +580,9 @@ func holdForWarmup(tasks []processor.TaskID, eligible func(processor.TaskID) boo
 			continue // a caught-up copy: move now
 		}
 		owner[id] = prev
-		out[id] = to
+		if len(out) < limit {
+			out[id] = to
+		}
 	}
 	return out
 }

@@ -267,7 +267,7 @@ func TestHoldForWarmup(t *testing.T) {
 	prev := map[processor.TaskID]int{a: 0, b: 0, c: 0} // d is new
 	copies := map[processor.TaskID]map[int]int64{b: {1: AcceptableLag}}
 	warm := holdForWarmup(tasks, eligible, owner, func(id processor.TaskID) (int, bool) { m, ok := prev[id]; return m, ok },
-		func(id processor.TaskID) map[int]int64 { return copies[id] })
+		func(id processor.TaskID) map[int]int64 { return copies[id] }, 2)
 	if owner[a] != 0 || warm[a] != 1 {
 		t.Errorf("task a without a copy on member 1: owner %d, warm-up %v; want it kept on 0 and warmed on 1", owner[a], warm)
 	}
@@ -279,6 +279,36 @@ func TestHoldForWarmup(t *testing.T) {
 	}
 	if len(warm) != 1 {
 		t.Errorf("warm-ups %v, want only task a", warm)
+	}
+}
+
+// TestWarmupLimit checks that at most the limit of tasks warm up at once,
+// the others staying with their owners without a copy, and that a limit
+// of 0 moves every task at once.
+func TestWarmupLimit(t *testing.T) {
+	tasks := ids(1, 5)
+	eligible := func(processor.TaskID) bool { return true }
+	prevOwner := func(processor.TaskID) (int, bool) { return 0, true }
+	none := func(processor.TaskID) map[int]int64 { return nil }
+	owner := map[processor.TaskID]int{}
+	for _, id := range tasks {
+		owner[id] = 1
+	}
+	warm := holdForWarmup(tasks, eligible, owner, prevOwner, none, 2)
+	held := 0
+	for _, id := range tasks {
+		if owner[id] == 0 {
+			held++
+		}
+	}
+	if len(warm) != 2 || held != 5 {
+		t.Errorf("limit 2: %d warm-ups, %d tasks kept with their owner; want 2 and all 5", len(warm), held)
+	}
+	for _, id := range tasks {
+		owner[id] = 1
+	}
+	if warm := holdForWarmup(tasks, eligible, owner, prevOwner, none, 0); len(warm) != 0 || owner[tasks[0]] != 1 {
+		t.Errorf("limit 0: warm-ups %v, owner of %s %d; want none, and the task moved", warm, tasks[0], owner[tasks[0]])
 	}
 }
 

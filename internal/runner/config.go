@@ -51,6 +51,11 @@ type Config struct {
 	// StandbyReplicas is how many warm copies of each task with
 	// persistent, logged stores other instances keep. Default 0.
 	StandbyReplicas int
+	// MaxWarmupReplicas bounds the warm-up copies assigned at once: a task
+	// the balance moves to a member without a caught-up copy stays with
+	// its owner while that member warms one up (KIP-441). 0 moves tasks
+	// cold. The kappa package's default is 2, as Kafka Streams'.
+	MaxWarmupReplicas int
 	// InstanceID makes the instance a static member of its group
 	// (group.instance.id): a restart within the session timeout gets its
 	// tasks back without a rebalance. "" is a dynamic member.

@@ -160,8 +160,9 @@ func New(cfg Config) (*Runtime, error) {
 	bal.OnBalance = cfg.OnBalance
 	bal.Endpoint = cfg.Endpoint
 	bal.OnHosts = r.setHosts
-	if cfg.StandbyReplicas > 0 {
+	if cfg.StandbyReplicas > 0 || cfg.MaxWarmupReplicas > 0 {
 		bal.Replicas = cfg.StandbyReplicas
+		bal.Warmups = cfg.MaxWarmupReplicas
 		// A member's process ID names it in the assignment's lists of
 		// standbys. A static member's is its instance ID, the same after
 		// a restart, so that an assignment handed back to it without a
