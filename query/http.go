@@ -385,7 +385,15 @@ func (s *Stores) serveRange(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		slices.Sort(ans.Partitions)
+		answered := len(ans.Partitions)
 		ans.Partitions = slices.Compact(ans.Partitions)
+		if len(ans.Partitions) != answered {
+			// A task moved while the range was gathered, and two
+			// instances answered for its partition: its keys would be
+			// there twice.
+			fail(w, &NotAvailableError{Store: store, Partition: -1, Reason: ErrNotReady, RetryAfter: time.Second})
+			return
+		}
 		if int32(len(ans.Partitions)) != n {
 			fail(w, fmt.Errorf("%w: store %q: %d of its %d partitions answered; the group is rebalancing",
 				ErrNotReady, store, len(ans.Partitions), n))
