@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"fmt"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -645,7 +647,8 @@ func (s *KV[K, V]) ApproximateCount() (int64, error) {
 }
 
 // scan merges the engine's entries in [start, end) with the cache's
-// changes that have not reached the engine yet, in key order.
+// changes that have not reached the engine yet, in key order. The first
+// scan builds the index of those changes, which later writes keep up.
 func (s *KV[K, V]) scan(start, end []byte, fn func(K, V) bool) error {
 	if s.changed == nil {
 		s.changed = memdb.New(comparer.DefaultComparer, 64<<10)
@@ -655,6 +658,28 @@ func (s *KV[K, V]) scan(start, end []byte, fn func(K, V) bool) error {
 			}
 		}
 	}
+	return s.merge(start, end, s.indexed(start, end), fn)
+}
+
+// peekScan is scan for an interactive query, which must leave the store
+// as it found it: without the index, it collects the cache's changes in
+// [start, end) itself.
+func (s *KV[K, V]) peekScan(start, end []byte, fn func(K, V) bool) error {
+	if s.changed != nil {
+		return s.merge(start, end, s.indexed(start, end), fn)
+	}
+	var overlay []*entry[K, V]
+	for _, e := range s.cache {
+		if (e.dirty || e.unwritten) && (start == nil || e.kb >= string(start)) && (end == nil || e.kb < string(end)) {
+			overlay = append(overlay, e)
+		}
+	}
+	slices.SortFunc(overlay, func(a, b *entry[K, V]) int { return strings.Compare(a.kb, b.kb) })
+	return s.merge(start, end, overlay, fn)
+}
+
+// indexed returns the cache's changes in [start, end), from the index.
+func (s *KV[K, V]) indexed(start, end []byte) []*entry[K, V] {
 	var overlay []*entry[K, V]
 	if s.changed.Len() > 0 {
 		it := s.changed.NewIterator(&util.Range{Start: start, Limit: end})
@@ -665,6 +690,12 @@ func (s *KV[K, V]) scan(start, end []byte, fn func(K, V) bool) error {
 		}
 		it.Release()
 	}
+	return overlay
+}
+
+// merge calls fn for the engine's entries in [start, end) and the
+// overlay's (cached changes in key order), the overlay's winning.
+func (s *KV[K, V]) merge(start, end []byte, overlay []*entry[K, V], fn func(K, V) bool) error {
 	stopped := false
 	// emit sends overlay entries before key (all when key is nil).
 	emit := func(key []byte) {

@@ -408,3 +408,42 @@ func TestKVFlushFailures(t *testing.T) {
 		t.Fatalf("forwarded %s: c must be forwarded by the second flush", got)
 	}
 }
+
+// TestReaderLeavesTheStore reads a store the way interactive queries do
+// (Reader: Get and Range), between writes still in its cache: the reads
+// see the cached changes, and leave the cache as they found it: no hit
+// counted, no entry marked recently used, no range index built.
+func TestReaderLeavesTheStore(t *testing.T) {
+	s := NewKV("counts", NewMemory(), codec.String(), codec.Int64(), Options{CacheSize: 100}, nil, nil)
+	for i := range 10 {
+		if err := s.Put(fmt.Sprintf("k%d", i), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range s.cache {
+		e.ref = false
+	}
+	hits := s.metrics.CacheHits.Load()
+	r := s.Reader()
+	if v, ok, err := r.Get("k3"); err != nil || !ok || v != int64(3) {
+		t.Fatalf("Get(k3) = %v %v %v, want 3", v, ok, err)
+	}
+	var keys []string
+	if err := r.Range("k2", "k5", func(k, _ any) bool { keys = append(keys, k.(string)); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(keys) != "[k2 k3 k4]" {
+		t.Fatalf("Range(k2, k5) = %v, want [k2 k3 k4]", keys)
+	}
+	if got := s.metrics.CacheHits.Load(); got != hits {
+		t.Errorf("the reads counted %d cache hits", got-hits)
+	}
+	for _, e := range s.cache {
+		if e.ref {
+			t.Errorf("the reads marked %s recently used", e.kb)
+		}
+	}
+	if s.changed != nil {
+		t.Error("the range built the store's range index")
+	}
+}

@@ -41,15 +41,16 @@ type Reader interface {
 	Fetch(key any, from, to int64, fn func(start, end int64, value any) bool) error
 }
 
-// Peek returns the value of key like Get, but does not load it into the
-// record cache or evict anything: a read from an interactive query.
+// Peek returns the value of key like Get, but leaves the store as it was:
+// it does not load the key into the record cache, evict, count a cache hit
+// or mark the entry recently used. A read from an interactive query.
 func (s *KV[K, V]) Peek(key K) (V, bool, error) {
 	var zero V
 	kb, err := s.encodeKey(key)
 	if err != nil {
 		return zero, false, err
 	}
-	if e := s.cached(kb); e != nil {
+	if e := s.cache[string(kb)]; e != nil { // no hit counted, no reference bit set
 		if e.deleted {
 			return zero, false, nil
 		}
@@ -113,7 +114,7 @@ func (r kvReader[K, V]) Range(from, to any, fn func(key, value any) bool) error 
 			return err
 		}
 	}
-	return r.s.scan(lo, hi, func(k K, v V) bool { return fn(k, v) })
+	return r.s.peekScan(lo, hi, func(k K, v V) bool { return fn(k, v) })
 }
 
 func (r kvReader[K, V]) Fetch(any, int64, int64, func(int64, int64, any) bool) error {
