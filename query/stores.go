@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -218,9 +219,12 @@ func (kv *KeyValueStore[K, V]) Get(key K) (V, bool, error) {
 
 // Range calls fn for the local keys in [from, to), partition by
 // partition, each in the byte order of the keys' encoding, until fn
-// returns false. Each partition is read between two of its task's
-// records; fn runs after the read, not under the task's lock. It fails
-// with ErrNotReady if any local partition of the store is restoring.
+// returns false. A partition is read in chunks of 1,024 keys, each between
+// two of its task's records, so a large range neither holds the task up
+// nor copies the partition into memory; a key written between two chunks
+// may be seen or not. fn runs after each chunk's read, not under the
+// task's lock. It fails with ErrNotReady if any local partition of the
+// store is restoring.
 func (kv *KeyValueStore[K, V]) Range(from, to K, fn func(key K, value V) bool) error {
 	return kv.scan(from, to, fn)
 }
@@ -240,36 +244,71 @@ func (kv *KeyValueStore[K, V]) scan(from, to any, fn func(K, V) bool) error {
 		v V
 	}
 	return eachLocal(b, kv.name, func(p int32) (bool, error) {
-		var batch []pair
-		err := b.Read(kv.name, p, func(r state.Reader) error {
-			var verr error
-			err := r.Range(from, to, func(k, v any) bool {
-				kk, ok := k.(K)
-				if !ok {
-					verr = fmt.Errorf("%w: store %q has keys of type %T", ErrWrongType, kv.name, k)
-					return false
+		// The partition is read in chunks of scanChunk keys, each between
+		// two of the task's records: memory stays bounded, and a large
+		// scan does not hold the task up for its whole length. Each chunk
+		// starts at the last key of the one before, and skips it if it is
+		// still there.
+		start := from
+		var last []byte // the encoding of the last key read, nil at first
+		for {
+			var batch []pair
+			err := b.Read(kv.name, p, func(r state.Reader) error {
+				var verr error
+				first := last != nil
+				err := r.Range(start, to, func(k, v any) bool {
+					kk, ok := k.(K)
+					if !ok {
+						verr = fmt.Errorf("%w: store %q has keys of type %T", ErrWrongType, kv.name, k)
+						return false
+					}
+					if first {
+						first = false
+						if enc, err := encodeKey(r, k); err == nil && bytes.Equal(enc, last) {
+							return true
+						}
+					}
+					vv, err := value[V](kv.name, v)
+					if err != nil {
+						verr = err
+						return false
+					}
+					batch = append(batch, pair{kk, vv})
+					return len(batch) < scanChunk
+				})
+				if err == nil && verr == nil && len(batch) == scanChunk {
+					last, verr = encodeKey(r, batch[len(batch)-1].k)
 				}
-				vv, err := value[V](kv.name, v)
-				if err != nil {
-					verr = err
-					return false
-				}
-				batch = append(batch, pair{kk, vv})
-				return true
+				return errors.Join(err, verr)
 			})
-			return errors.Join(err, verr)
-		})
-		if err != nil {
-			return false, err
-		}
-		for _, e := range batch {
-			if !fn(e.k, e.v) {
-				return false, nil
+			if err != nil {
+				return false, err
 			}
+			for _, e := range batch {
+				if !fn(e.k, e.v) {
+					return false, nil
+				}
+			}
+			if len(batch) < scanChunk {
+				return true, nil
+			}
+			start = any(batch[len(batch)-1].k)
 		}
-		return true, nil
 	})
 }
+
+// encodeKey returns key's encoding in the store r reads.
+func encodeKey(r state.Reader, key any) ([]byte, error) {
+	enc, ok := r.(interface{ EncodeKey(any) ([]byte, error) })
+	if !ok {
+		return nil, fmt.Errorf("query: store reader %T cannot encode keys", r)
+	}
+	return enc.EncodeKey(key)
+}
+
+// scanChunk is how many keys a typed range reads under its task's lock at
+// once.
+const scanChunk = 1024
 
 // eachLocal calls fn for each partition of store that this instance owns,
 // in order, until fn returns false or an error.
