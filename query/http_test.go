@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/state"
 	"github.com/kappa-streams/kappa/stream"
 )
@@ -51,16 +52,23 @@ func (o oneKey) Range(_, _ any, fn func(key, value any) bool) error {
 	return nil
 }
 
-// TestRangeDuringTaskMove answers a range while a task moves: both
-// instances claim partition 1, and the answer would hold its key twice. It
-// must be a 503 to retry, as for a partition nobody answers.
-func TestRangeDuringTaskMove(t *testing.T) {
+// countsTopology counts words per key into the key-value store "counts".
+func countsTopology(t *testing.T) *processor.Topology {
+	t.Helper()
 	b := stream.NewBuilder()
 	stream.From(b, "words", codec.String(), codec.String()).GroupByKey().Count(stream.Materialized("counts"))
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return topo
+}
+
+// TestRangeDuringTaskMove answers a range while a task moves: both
+// instances claim partition 1, and the answer would hold its key twice. It
+// must be a 503 to retry, as for a partition nobody answers.
+func TestRangeDuringTaskMove(t *testing.T) {
+	topo := countsTopology(t)
 	serve := func(local map[int32]bool, other string) (*Stores, *httptest.Server) {
 		s := NewStores(topo)
 		srv := httptest.NewServer(s.Handler())

@@ -6,9 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/state"
-	"github.com/kappa-streams/kappa/stream"
 )
 
 // sortedStore is a key-value store of string keys, in key order.
@@ -57,12 +55,7 @@ func (b *chunkBackend) Self() string                         { return "" }
 // returns every key once and in order, and goes on right when the last
 // key of a chunk is deleted before the next.
 func TestAllReadsInChunks(t *testing.T) {
-	b := stream.NewBuilder()
-	stream.From(b, "words", codec.String(), codec.String()).GroupByKey().Count(stream.Materialized("counts"))
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := countsTopology(t)
 	var keys []string
 	for i := range 2*scanChunk + 10 {
 		keys = append(keys, fmt.Sprintf("k%05d", i))
