@@ -40,7 +40,10 @@
 //
 // StandbyReplicas(n) keeps warm copies of each stateful task on n other
 // instances, so that a task taken over after a crash, or moved to an
-// instance that joins, opens with little or nothing to restore.
+// instance that joins, opens with little or nothing to restore. Without
+// them too, a task the balance moves to an instance that joins stays with
+// its owner until the new instance has warmed up a copy of its stores
+// (MaxWarmupReplicas bounds how many at once, default 2).
 // InstanceID makes an instance a static member: restarted within the
 // session timeout, it gets its tasks back without a rebalance.
 //
