@@ -25,7 +25,8 @@ Once it accepts connections it prints one line to stdout:
   kappa broker listening on 127.0.0.1:9092 (data in ./kappa-data)
 
 With --data-dir, topics, records, offsets and groups survive a restart;
---data-dir "" keeps everything in memory.
+--data-dir "" keeps everything in memory. After a crash, the next start
+first writes ABORT markers for the transactions the crash left open.
 
 With --auto-create-topics, a client that asks for a topic that does not
 exist creates it with --partitions partitions, as a Kafka broker with
