@@ -10,6 +10,7 @@ import (
 
 	"github.com/kappa-streams/kappa/processor"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -296,6 +297,23 @@ func (c *changelogReader) EndOffset(ctx context.Context, topic string, partition
 		}
 	}
 	return 0, fmt.Errorf("end offset of %s/%d: no answer", topic, partition)
+}
+
+// endOffsets lists the end offsets of every partition of topics, with one
+// request per broker: the last stable offsets when the reader reads
+// committed. It runs on the reader's own client, so the group's balancer
+// may call it without waiting on the group's client.
+func (c *changelogReader) endOffsets(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
+	c.mu.Lock()
+	cl, err := c.client()
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if c.readCommitted {
+		return kadm.NewClient(cl).ListCommittedOffsets(ctx, topics...)
+	}
+	return kadm.NewClient(cl).ListEndOffsets(ctx, topics...)
 }
 
 // close stops the poll goroutine and closes the client. Reads in progress

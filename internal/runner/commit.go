@@ -101,13 +101,7 @@ func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) (o
 		r.loseTasks(tasks, res.err)
 		return false, nil
 	case aborted:
-		r.txnFailures++
-		if r.txnFailures > maxTxnFailures {
-			return false, r.halt(fmt.Errorf("processor: %d transactions in a row failed to commit: %w", r.txnFailures, res.err))
-		}
-		r.log.Warn("transaction aborted: reopening the tasks from their committed state", "error", res.err)
-		r.reopen()
-		return false, nil
+		return false, r.reopenAfterAbort(res.err)
 	default:
 		return false, r.halt(res.err)
 	}

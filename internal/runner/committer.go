@@ -39,10 +39,6 @@ const (
 	fatal
 )
 
-func (v verdict) String() string {
-	return [...]string{"committed", "not committed", "fenced", "aborted", "fatal"}[v]
-}
-
 // outcome is a commit's verdict and the error behind it.
 type outcome struct {
 	verdict verdict

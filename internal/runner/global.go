@@ -145,6 +145,7 @@ func (g *globalReading) snapshot() metrics.Global {
 func (r *Runtime) tailGlobal(tp topicPartition, sub *changelogSub, next *atomic.Int64, apply func([]*processor.RawRecord) error,
 	g *globalReading, bootstrapped <-chan struct{}, failed chan<- error) {
 	backoff := 100 * time.Millisecond
+	failedAt := int64(-1) // next's value at the last failure
 	for {
 		var err error
 		var ok bool
@@ -170,6 +171,10 @@ func (r *Runtime) tailGlobal(tp topicPartition, sub *changelogSub, next *atomic.
 			}
 			return
 		}
+		if next.Load() > failedAt {
+			backoff = 100 * time.Millisecond // it read rows since the last failure
+		}
+		failedAt = next.Load()
 		for {
 			g.errors.Add(1)
 			g.failingSince.CompareAndSwap(0, time.Now().UnixNano())

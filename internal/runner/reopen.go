@@ -47,20 +47,27 @@ func (r *Runtime) abandonAndReopen(why error) bool {
 		r.halt(why)
 		return false
 	}
-	r.txnFailures++
-	if r.txnFailures > maxTxnFailures {
-		r.halt(fmt.Errorf("processor: %d transactions in a row failed to commit: %w", r.txnFailures, why))
-		return false
-	}
 	if err := r.committer.abandon(); err != nil {
 		r.halt(err)
 		return false
+	}
+	return r.reopenAfterAbort(why) == nil
+}
+
+// reopenAfterAbort counts an abandoned transaction and reopens every task
+// from its committed state; after maxTxnFailures in a row (a failure that
+// repeats, such as a record too large for its topic) it halts instead and
+// returns the error. r.mu is held.
+func (r *Runtime) reopenAfterAbort(why error) error {
+	r.txnFailures++
+	if r.txnFailures > maxTxnFailures {
+		return r.halt(fmt.Errorf("processor: %d transactions in a row failed to commit: %w", r.txnFailures, why))
 	}
 	if len(r.tasks) > 0 {
 		r.log.Warn("transaction aborted: reopening the tasks from their committed state", "error", why)
 	}
 	r.reopen()
-	return true
+	return nil
 }
 
 // tryReopen opens the tasks waiting to be reopened, once their committed

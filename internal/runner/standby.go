@@ -165,29 +165,43 @@ func (r *Runtime) standbyPositions() map[processor.TaskID]int64 {
 }
 
 // changelogEnds returns the end offsets of the tasks' changelogs, summed
-// per task, as the leader balances; a task whose ends cannot be read
-// within a few seconds is left out.
+// per task, as the leader balances, with one listing request per broker
+// (last stable offsets under exactly-once, as standbys read committed). A
+// task whose ends cannot be read within a few seconds is left out.
 func (r *Runtime) changelogEnds(ids []processor.TaskID) map[processor.TaskID]int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	out := make(map[processor.TaskID]int64, len(ids))
 	subs := r.cfg.Topology.SubTopologies()
-next:
+	topicsOf := make(map[int][]string)
+	var all []string
 	for _, id := range ids {
-		if id.SubTopology < 0 || id.SubTopology >= len(subs) {
+		if id.SubTopology < 0 || id.SubTopology >= len(subs) || topicsOf[id.SubTopology] != nil {
 			continue
 		}
-		sum := int64(0)
+		topics := []string{}
 		for _, sp := range subs[id.SubTopology].Stores {
-			if !sp.Logging {
-				continue
+			if sp.Logging {
+				topics = append(topics, processor.ChangelogRef(sp.Name).Resolve(r.cfg.Plan.AppID))
 			}
-			end, err := r.changelogs.EndOffset(ctx, processor.ChangelogRef(sp.Name).Resolve(r.cfg.Plan.AppID), id.Partition)
-			if err != nil {
-				r.log.Warn("changelog end offsets for the standby lags", "task", id.String(), "error", err)
+		}
+		topicsOf[id.SubTopology] = topics
+		all = append(all, topics...)
+	}
+	listed, err := r.changelogs.endOffsets(ctx, all...)
+	if err != nil {
+		r.log.Warn("changelog end offsets for the standby lags", "error", err)
+		return nil
+	}
+	out := make(map[processor.TaskID]int64, len(ids))
+next:
+	for _, id := range ids {
+		sum := int64(0)
+		for _, topic := range topicsOf[id.SubTopology] {
+			o, ok := listed.Lookup(topic, id.Partition)
+			if !ok || o.Err != nil {
 				continue next
 			}
-			sum += end
+			sum += o.Offset
 		}
 		out[id] = sum
 	}
