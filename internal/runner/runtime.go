@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/processor"
 
 	"github.com/kappa-streams/kappa/state"
@@ -35,13 +36,11 @@ import (
 // fatal error halts the runtime the same way: nothing is committed after
 // it.
 type Runtime struct {
-	cfg Config
-	log *slog.Logger
-	cl  *kgo.Client
-	env *processor.TaskEnv
-	// standbyEnv is env for standby tasks, with caching off.
-	standbyEnv *processor.TaskEnv
-	subs       map[string]int // resolved input topic → sub-topology
+	cfg  Config
+	log  *slog.Logger
+	cl   *kgo.Client
+	env  *processor.TaskEnv
+	subs map[string]int // resolved input topic → sub-topology
 
 	restoring sync.WaitGroup
 	// changelogs reads changelog partitions for restores and the global
@@ -56,19 +55,8 @@ type Runtime struct {
 	// built is closed when New has finished: the group callbacks
 	// wait for it.
 	built chan struct{}
-	// standbys are the standby tasks, under mu; stopping those stopped and
-	// maybe not closed yet. wantStandby (under standbyMu) is what the last
-	// assignment asked for, standbyVer counts its changes and
-	// standbyApplied (under mu) the last one applied. standbyView is the
-	// standbys as last published, for reads without mu.
-	standbys       map[processor.TaskID]*standby
-	stopping       []*standby
-	standbyMu      sync.Mutex
-	wantStandby    []processor.TaskID
-	warmups        map[processor.TaskID]bool // under standbyMu
-	standbyVer     atomic.Int64
-	standbyApplied int64
-	standbyView    atomic.Pointer[[]*standby]
+	// standbys owns the standby tasks.
+	standbys *standbyManager
 	// fencedBy is the error of the last fenced commit, under mu.
 	fencedBy error
 	// hosts holds the query endpoint of every task's owner, from the
@@ -142,7 +130,6 @@ func New(cfg Config) (*Runtime, error) {
 
 		reopening:    make(map[processor.TaskID]bool),
 		rejoinReopen: make(map[processor.TaskID]bool),
-		standbys:     make(map[processor.TaskID]*standby),
 	}
 	r.fatalCtx, r.fatalNow = context.WithCancel(context.Background())
 	r.stopGlobals = make(chan struct{})
@@ -171,9 +158,9 @@ func New(cfg Config) (*Runtime, error) {
 		if cfg.InstanceID != "" {
 			bal.Process = "static:" + cfg.InstanceID
 		}
-		bal.StandbyPositions = r.standbyPositions
+		bal.StandbyPositions = func() map[processor.TaskID]int64 { return r.standbys.positions() }
 		bal.ChangelogEnds = r.changelogEnds
-		bal.OnStandbys = r.setStandbys
+		bal.OnStandbys = func(ids, warmups []processor.TaskID) { r.standbys.set(ids, warmups) }
 	}
 	if cfg.InstanceID != "" {
 		dir := filepath.Join(cfg.StateDir, appID)
@@ -291,7 +278,9 @@ func New(cfg Config) (*Runtime, error) {
 	// cache's budget, which is the active tasks'.
 	standbyEnv := *r.env
 	standbyEnv.Cache = state.NewCache(0)
-	r.standbyEnv = &standbyEnv
+	r.standbys = newStandbyManager(cfg.Logger, func(id processor.TaskID) (*processor.Task, error) {
+		return tasklife.New[*processor.Task](cfg.Topology, id.SubTopology, id.Partition, &standbyEnv)
+	}, r.changelogs, func() { r.cl.ForceRebalance() }, cfg.Metrics.standbyTasks)
 	return r, nil
 }
 
@@ -376,7 +365,7 @@ func (r *Runtime) TaskStatus() []processor.TaskStatus {
 		st.Mispartitioned = rt.mispartitioned.Load()
 		out = append(out, st)
 	}
-	return append(out, r.standbyStatus()...)
+	return append(out, r.standbys.status()...)
 }
 
 // tasksView returns the tasks as last published, in task order.
@@ -607,7 +596,7 @@ func (r *Runtime) punctuate(now time.Time) error {
 func (r *Runtime) process(fetches kgo.Fetches) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reconcileStandbys()
+	r.standbys.reconcile(func(id processor.TaskID) bool { _, ok := r.tasks[id]; return ok })
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		sub, ok := r.subs[p.Topic]
 		if !ok {
@@ -706,7 +695,10 @@ func (r *Runtime) shutdown() {
 	r.closeTasks(all)
 	r.mu.Unlock()
 	r.restoring.Wait()
-	r.stopStandbys()
+	r.mu.Lock()
+	waitStandbys := r.standbys.stopAll()
+	r.mu.Unlock()
+	waitStandbys()
 	close(r.stopGlobals)
 	r.changelogs.close()
 	r.col.close()

@@ -10,9 +10,11 @@ package runner
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"maps"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,45 +52,91 @@ func (s *standby) lag() int64 {
 	return max(0, s.end.Load()-s.applied.Load())
 }
 
-// setStandbys records this member's standby tasks from its latest
-// assignment, and which are warm-ups; the run loop starts and stops them.
-func (r *Runtime) setStandbys(ids, warmups []processor.TaskID) {
-	r.standbyMu.Lock()
-	r.wantStandby = ids
-	r.warmups = make(map[processor.TaskID]bool, len(warmups))
-	for _, id := range warmups {
-		r.warmups[id] = true
+// standbyManager owns the standby tasks of one instance. The group
+// callbacks tell it what the latest assignment wants (set); the poll loop
+// applies that between polls (reconcile), and stops the standby of a task
+// that becomes active here (release). Status reads and the group metadata
+// read the published view without any lock.
+type standbyManager struct {
+	log *slog.Logger
+	// open opens a standby task over its local stores.
+	open func(processor.TaskID) (*processor.Task, error)
+	// changelogs reads the changelogs the standbys catch up from.
+	changelogs tasklife.ChangelogReader
+	// rebalance asks the group for a rebalance: a warm-up copy that has
+	// caught up calls it so the leader moves the task onto it.
+	rebalance func()
+	// count reports how many standbys run, for the metrics.
+	count func(int)
+	// every is how often a standby catches up (standbyEvery).
+	every time.Duration
+
+	// mu guards want and warmups, written by the group callbacks.
+	mu      sync.Mutex
+	want    []processor.TaskID
+	warmups map[processor.TaskID]bool
+	// ver counts the changes to want, and to which tasks are active;
+	// applied is the last one reconcile applied.
+	ver     atomic.Int64
+	applied int64
+
+	// running are the standbys, and stopping those stopped and maybe not
+	// closed yet; both are owned by the goroutine that calls reconcile,
+	// release and stopAll (the poll loop, under the runtime's lock).
+	running  map[processor.TaskID]*standby
+	stopping []*standby
+	// view is the running standbys as last published, in task order.
+	view atomic.Pointer[[]*standby]
+}
+
+func newStandbyManager(log *slog.Logger, open func(processor.TaskID) (*processor.Task, error), changelogs tasklife.ChangelogReader, rebalance func(), count func(int)) *standbyManager {
+	return &standbyManager{
+		log: log, open: open, changelogs: changelogs, rebalance: rebalance, count: count,
+		every:   standbyEvery,
+		running: make(map[processor.TaskID]*standby),
 	}
-	r.standbyMu.Unlock()
-	r.standbyVer.Add(1)
+}
+
+// set records this member's standby tasks from its latest assignment, and
+// which of them are warm-ups; reconcile starts and stops them.
+func (m *standbyManager) set(ids, warmups []processor.TaskID) {
+	m.mu.Lock()
+	m.want = ids
+	m.warmups = make(map[processor.TaskID]bool, len(warmups))
+	for _, id := range warmups {
+		m.warmups[id] = true
+	}
+	m.mu.Unlock()
+	m.ver.Add(1)
 }
 
 // caughtUp is called when a standby has caught up. A warm-up copy that
 // is close enough asks for a rebalance, once: its member's metadata now
 // reports the small lag, and the leader moves the task to it (KIP-441's
 // probing rebalance).
-func (r *Runtime) caughtUp(sb *standby) {
-	r.standbyMu.Lock()
-	warm := r.warmups[sb.id]
-	if warm && sb.lag() <= AcceptableLag {
-		delete(r.warmups, sb.id)
+func (m *standbyManager) caughtUp(sb *standby) {
+	near := sb.lag() <= AcceptableLag
+	m.mu.Lock()
+	warm := m.warmups[sb.id]
+	if warm && near {
+		delete(m.warmups, sb.id)
 	}
-	r.standbyMu.Unlock()
-	if warm && sb.lag() <= AcceptableLag {
-		r.log.Info("warm-up copy caught up: asking for a rebalance to take the task", "task", sb.id.String())
-		r.cl.ForceRebalance()
+	m.mu.Unlock()
+	if warm && near {
+		m.log.Info("warm-up copy caught up: asking for a rebalance to take the task", "task", sb.id.String())
+		m.rebalance()
 	}
 }
 
-// reconcileStandbys starts the wanted standbys and stops the others and
-// those whose task runs here as active. r.mu is held.
-func (r *Runtime) reconcileStandbys() {
-	ver := r.standbyVer.Load()
-	if ver == r.standbyApplied {
+// reconcile starts the wanted standbys and stops the others and those
+// whose task is active here, if anything changed since the last call.
+func (m *standbyManager) reconcile(active func(processor.TaskID) bool) {
+	ver := m.ver.Load()
+	if ver == m.applied {
 		return
 	}
-	r.standbyApplied = ver
-	r.stopping = slices.DeleteFunc(r.stopping, func(sb *standby) bool {
+	m.applied = ver
+	m.stopping = slices.DeleteFunc(m.stopping, func(sb *standby) bool {
 		select {
 		case <-sb.done:
 			return true
@@ -96,60 +144,64 @@ func (r *Runtime) reconcileStandbys() {
 			return false
 		}
 	})
-	r.standbyMu.Lock()
-	want := make(map[processor.TaskID]bool, len(r.wantStandby))
-	for _, id := range r.wantStandby {
-		if _, active := r.tasks[id]; !active {
+	m.mu.Lock()
+	want := make(map[processor.TaskID]bool, len(m.want))
+	for _, id := range m.want {
+		if !active(id) {
 			want[id] = true
 		}
 	}
-	r.standbyMu.Unlock()
-	for id := range r.standbys {
+	m.mu.Unlock()
+	for id := range m.running {
 		if !want[id] {
-			r.stopStandby(id)
+			m.stop(id)
 		}
 	}
 	for id := range want {
-		if _, ok := r.standbys[id]; !ok {
-			r.startStandby(id)
+		if _, ok := m.running[id]; !ok {
+			m.start(id)
 		}
 	}
-	r.publishStandbys()
+	m.publish()
 }
 
-// startStandby starts the standby of id. r.mu is held.
-func (r *Runtime) startStandby(id processor.TaskID) {
+// release stops the standby of id, which is becoming active here, without
+// waiting for it to close: the task opening over its directory waits for
+// the lock. The next reconcile looks again at what is wanted.
+func (m *standbyManager) release(id processor.TaskID) {
+	m.stop(id)
+	m.ver.Add(1)
+}
+
+func (m *standbyManager) start(id processor.TaskID) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sb := &standby{id: id, cancel: cancel, done: make(chan struct{})}
-	r.standbys[id] = sb
-	r.log.Info("standby started", "task", id.String())
-	go r.runStandby(ctx, sb)
+	m.running[id] = sb
+	m.log.Info("standby started", "task", id.String())
+	go m.run(ctx, sb)
 }
 
-// stopStandby stops the standby of id, if any, without waiting for it to
-// close: a task opening over its directory waits for the lock. r.mu is
-// held.
-func (r *Runtime) stopStandby(id processor.TaskID) {
-	if sb, ok := r.standbys[id]; ok {
+func (m *standbyManager) stop(id processor.TaskID) {
+	if sb, ok := m.running[id]; ok {
 		sb.cancel()
-		delete(r.standbys, id)
-		r.stopping = append(r.stopping, sb)
-		r.publishStandbys()
+		delete(m.running, id)
+		m.stopping = append(m.stopping, sb)
+		m.publish()
 	}
 }
 
-// publishStandbys makes the standbys visible to status reads and to the
-// group metadata, which do not take r.mu. r.mu is held.
-func (r *Runtime) publishStandbys() {
-	view := slices.SortedFunc(maps.Values(r.standbys), func(a, b *standby) int { return compareTaskIDs(a.id, b.id) })
-	r.standbyView.Store(&view)
-	r.cfg.Metrics.standbyTasks(len(view))
+// publish makes the standbys visible to status reads and to the group
+// metadata.
+func (m *standbyManager) publish() {
+	view := slices.SortedFunc(maps.Values(m.running), func(a, b *standby) int { return compareTaskIDs(a.id, b.id) })
+	m.view.Store(&view)
+	m.count(len(view))
 }
 
-// standbyPositions reports the changelog offsets each standby reached,
-// summed, for the group metadata: -1 before its first catch-up.
-func (r *Runtime) standbyPositions() map[processor.TaskID]int64 {
-	v := r.standbyView.Load()
+// positions reports the changelog offsets each standby reached, summed,
+// for the group metadata: -1 before its first catch-up.
+func (m *standbyManager) positions() map[processor.TaskID]int64 {
+	v := m.view.Load()
 	if v == nil {
 		return nil
 	}
@@ -208,8 +260,8 @@ next:
 	return out
 }
 
-// runStandby keeps the standby's stores caught up until ctx is done.
-func (r *Runtime) runStandby(ctx context.Context, sb *standby) {
+// run keeps the standby's stores caught up until ctx is done.
+func (m *standbyManager) run(ctx context.Context, sb *standby) {
 	defer close(sb.done)
 	wait := func(d time.Duration) bool {
 		select {
@@ -220,12 +272,12 @@ func (r *Runtime) runStandby(ctx context.Context, sb *standby) {
 		}
 	}
 	for ctx.Err() == nil {
-		t, err := tasklife.New[*processor.Task](r.cfg.Topology, sb.id.SubTopology, sb.id.Partition, r.standbyEnv)
+		t, err := m.open(sb.id)
 		if err != nil {
 			if !errors.Is(err, processor.ErrTaskLocked) {
-				r.log.Warn("opening standby task", "task", sb.id.String(), "error", err)
+				m.log.Warn("opening standby task", "task", sb.id.String(), "error", err)
 			}
-			if !wait(standbyEvery) {
+			if !wait(m.every) {
 				return
 			}
 			continue
@@ -233,9 +285,9 @@ func (r *Runtime) runStandby(ctx context.Context, sb *standby) {
 		sb.task.Store(t)
 		ops := tasklife.Of(t)
 		for ctx.Err() == nil {
-			if err := ops.CatchUp(ctx, r.changelogs); err != nil {
+			if err := ops.CatchUp(ctx, m.changelogs); err != nil {
 				if ctx.Err() == nil {
-					r.log.Warn("standby task catching up", "task", sb.id.String(), "error", err)
+					m.log.Warn("standby task catching up", "task", sb.id.String(), "error", err)
 				}
 				break
 			}
@@ -244,29 +296,29 @@ func (r *Runtime) runStandby(ctx context.Context, sb *standby) {
 				sb.end.Store(end)
 			}
 			sb.caughtUp.Store(true)
-			r.caughtUp(sb)
+			m.caughtUp(sb)
 			// A standby holds committed changelog data only: its
 			// directory is clean, whatever an earlier owner left.
 			if err := ops.MarkClean(); err != nil {
-				r.log.Warn("marking standby directory clean", "task", sb.id.String(), "error", err)
+				m.log.Warn("marking standby directory clean", "task", sb.id.String(), "error", err)
 			}
-			if !wait(standbyEvery) {
+			if !wait(m.every) {
 				break
 			}
 		}
 		sb.task.Store(nil)
 		if err := ops.Close(); err != nil {
-			r.log.Warn("closing standby task", "task", sb.id.String(), "error", err)
+			m.log.Warn("closing standby task", "task", sb.id.String(), "error", err)
 		}
-		if ctx.Err() == nil && !wait(standbyEvery) {
+		if ctx.Err() == nil && !wait(m.every) {
 			return
 		}
 	}
 }
 
-// standbyStatus returns the status of each standby task.
-func (r *Runtime) standbyStatus() []processor.TaskStatus {
-	v := r.standbyView.Load()
+// status returns the status of each standby task.
+func (m *standbyManager) status() []processor.TaskStatus {
+	v := m.view.Load()
 	if v == nil {
 		return nil
 	}
@@ -286,16 +338,17 @@ func (r *Runtime) standbyStatus() []processor.TaskStatus {
 	return out
 }
 
-// stopStandbys stops every standby and waits until all are closed.
-func (r *Runtime) stopStandbys() {
-	r.mu.Lock()
-	for id := range r.standbys {
-		r.stopStandby(id)
+// stopAll stops every standby and returns a function that waits until all
+// are closed, to call without the runtime's lock.
+func (m *standbyManager) stopAll() (wait func()) {
+	for id := range m.running {
+		m.stop(id)
 	}
-	stopping := r.stopping
-	r.stopping = nil
-	r.mu.Unlock()
-	for _, sb := range stopping {
-		<-sb.done
+	stopping := m.stopping
+	m.stopping = nil
+	return func() {
+		for _, sb := range stopping {
+			<-sb.done
+		}
 	}
 }

@@ -29,8 +29,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 	}
 	// A standby of the task here closes; the task opens over its stores
 	// once it has released them (openAndRestore waits for the lock).
-	r.stopStandby(id)
-	r.standbyVer.Add(1)
+	r.standbys.release(id)
 	rt := &runTask{id: id, next: make(map[string]kgo.EpochOffset),
 		buf: make(map[string][]*kgo.Record), caughtUp: make(map[string]bool), assigned: time.Now()}
 	for _, ref := range r.cfg.Topology.SubTopologies()[id.SubTopology].Sources {
