@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/kappa-streams/kappa/broker"
+	"github.com/kappa-streams/kappa/internal/crash"
 	"github.com/kappa-streams/kappa/internal/runner"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/query"
@@ -93,6 +94,9 @@ func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	a.running, a.cancel, a.done = true, cancel, make(chan struct{})
 	a.mu.Unlock()
+	if sw := crash.From(ctx); sw != nil {
+		sw.Arm(a.kill) // Kappa's own tests crash the app through it
+	}
 	defer func() {
 		cancel()
 		a.mu.Lock()

@@ -3,7 +3,7 @@
 // exercises every kind of operator, an input whose results are known in
 // closed form, and a verifier that reads every output topic and checks the
 // guarantee the app ran under. The driver that starts app instances as OS
-// processes, kills and restarts them, is the root package's smoke_test.go;
+// processes, kills and restarts them, is the smoke_test.go of internal/integration;
 // one instance is the program cmd/smokeapp.
 //
 // # How the pieces fit

@@ -1,6 +1,6 @@
 // Command smokeapp runs one instance of the smoke app (package
 // internal/smoke) as its own OS process, for the multi-process crash tests
-// in the root package's smoke_test.go. Several instances with the same
+// in the smoke_test.go of internal/integration. Several instances with the same
 // -app-id form one consumer group.
 //
 // It runs until SIGTERM or SIGINT, then stops gracefully (a final commit,

@@ -1,4 +1,4 @@
-package kappa_test
+package integration_test
 
 import (
 	"context"
@@ -167,7 +167,7 @@ func TestStaticMemberKeepsStandbysAcrossRestart(t *testing.T) {
 	})
 	had := standbys(a1)
 	before := balances.Load()
-	kappa.Kill(a1) // a crash: no leave, no commit
+	kill(a1) // a crash: no leave, no commit
 	if err := stop1(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package kappa_test
+package integration_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/codec"
+	"github.com/kappa-streams/kappa/internal/crash"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/stream"
@@ -108,6 +109,27 @@ func checkRouted(t *testing.T, out []*kgo.Record, inputs []*kgo.Record, exactlyO
 	}
 }
 
+// switches holds the crash switch of each app started with crashable.
+var switches sync.Map // *kappa.App → *crash.Switch
+
+// crashable returns ctx with a crash switch for app, to pass to its Run:
+// kill then stops it as a crash would.
+func crashable(ctx context.Context, app *kappa.App) context.Context {
+	sw := new(crash.Switch)
+	switches.Store(app, sw)
+	return crash.With(ctx, sw)
+}
+
+// kill stops app as a crash would: no final flush, no commit, no leave.
+// The app must have been run with a context from crashable.
+func kill(app *kappa.App) {
+	sw, ok := switches.Load(app)
+	if !ok {
+		panic("kill: the app was not run with a context from crashable")
+	}
+	sw.(*crash.Switch).Pull()
+}
+
 // runApp runs an app in the background; the returned stop cancels it and
 // returns Run's error.
 func runApp(t *testing.T, topo *processor.Topology, opts ...kappa.Opt) (*kappa.App, func() error) {
@@ -116,7 +138,7 @@ func runApp(t *testing.T, topo *processor.Topology, opts ...kappa.Opt) (*kappa.A
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(crashable(context.Background(), app))
 	errc := make(chan error, 1)
 	go func() { errc <- app.Run(ctx) }()
 	var once sync.Once

@@ -1,4 +1,4 @@
-package kappa_test
+package integration_test
 
 import (
 	"context"
@@ -95,7 +95,7 @@ func eosModelWithFaults(t *testing.T, seed uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, c := context.WithCancel(context.Background())
+		ctx, c := context.WithCancel(crashable(context.Background(), a))
 		app, cancel, errc = a, c, make(chan error, 1)
 		go func() { errc <- a.Run(ctx) }()
 	}
@@ -191,7 +191,7 @@ func eosModelWithFaults(t *testing.T, seed uint64) {
 			}
 			failKey.Store(&c.Article)
 		case "crash":
-			kappa.Kill(app)
+			kill(app)
 			if err := stop(); err != nil {
 				t.Fatalf("phase %d: the crashed app returned %v", p, err)
 			}

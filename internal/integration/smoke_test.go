@@ -1,4 +1,4 @@
-package kappa_test
+package integration_test
 
 import (
 	"bufio"
@@ -347,7 +347,7 @@ func buildSmokeApp(t *testing.T) string {
 		t.Skip("smoke test: builds the smokeapp program and runs three of its processes for 20-30s; run without -short")
 	}
 	bin := filepath.Join(t.TempDir(), "smokeapp")
-	cmd := exec.Command("go", "build", "-o", bin, "./internal/smoke/cmd/smokeapp")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/kappa-streams/kappa/internal/smoke/cmd/smokeapp")
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build smokeapp: %v\n%s", err, out)

@@ -1,4 +1,4 @@
-package kappa_test
+package integration_test
 
 import (
 	"context"
@@ -100,7 +100,7 @@ func TestExactlyOnceCrashAndRestart(t *testing.T) {
 	kafkatest.Eventually(t, 60*time.Second, "the first instance to process records it has not committed", func() bool {
 		return app.Processed() >= 3000+2700+1000
 	})
-	kappa.Kill(app) // a crash: nothing more is flushed or committed
+	kill(app) // a crash: nothing more is flushed or committed
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

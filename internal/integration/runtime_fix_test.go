@@ -1,4 +1,4 @@
-package kappa_test
+package integration_test
 
 import (
 	"bytes"

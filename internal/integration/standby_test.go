@@ -1,4 +1,4 @@
-package kappa_test
+package integration_test
 
 import (
 	"context"
@@ -109,7 +109,7 @@ func TestStandbyFailover(t *testing.T) {
 		break
 	}
 	moved := a.Tasks()
-	kappa.Kill(a)
+	kill(a)
 	kafkatest.Eventually(t, 60*time.Second, "the survivor running all four tasks", func() bool {
 		n := 0
 		for _, st := range b1.TaskStatus() {

@@ -1,4 +1,4 @@
-package kappa_test
+package integration_test
 
 import (
 	"context"
@@ -278,7 +278,7 @@ func TestCrashedInstanceTakenOver(t *testing.T) {
 	kafkatest.Produce(t, cl, inputs[:20_000]...)
 	kafkatest.Eventually(t, 30*time.Second, "instance 2 to process records", func() bool { return a2.Processed() > 1000 })
 
-	kappa.Kill(a2)
+	kill(a2)
 	if err := stop2(); err != nil {
 		t.Fatalf("killed instance: %v", err)
 	}
