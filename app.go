@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,18 +200,60 @@ func (a *App) prepare(ctx context.Context, adm *broker.Admin) (*processor.Plan, 
 	if err != nil {
 		return nil, fmt.Errorf("kappa: %w", err)
 	}
+	rf, minISR, err := a.replication(ctx, adm)
+	if err != nil {
+		return nil, err
+	}
+	withISR := func(configs map[string]string) map[string]string {
+		if minISR <= 1 {
+			return configs
+		}
+		out := maps.Clone(configs)
+		if out == nil {
+			out = make(map[string]string, 1)
+		}
+		if _, ok := out["min.insync.replicas"]; !ok {
+			out["min.insync.replicas"] = strconv.Itoa(minISR)
+		}
+		return out
+	}
 	var specs []broker.TopicSpec
 	for _, it := range plan.Internal {
-		specs = append(specs, broker.TopicSpec{Name: it.Ref.Name, Partitions: it.Partitions, Configs: it.Configs})
+		specs = append(specs, broker.TopicSpec{Name: it.Ref.Name, Partitions: it.Partitions, Configs: withISR(it.Configs), Replicas: int16(rf)})
 	}
 	for name, n := range plan.Outputs {
-		specs = append(specs, broker.TopicSpec{Name: name, Partitions: n})
+		specs = append(specs, broker.TopicSpec{Name: name, Partitions: n, Configs: withISR(nil), Replicas: int16(rf)})
 	}
 	slices.SortFunc(specs, func(x, y broker.TopicSpec) int { return strings.Compare(x.Name, y.Name) })
 	if err := adm.EnsureTopics(ctx, specs...); err != nil {
 		return nil, fmt.Errorf("kappa: topics of app %q: %w", a.cfg.appID, err)
 	}
 	return plan, nil
+}
+
+// replication returns the replication factor and min.insync.replicas of
+// the topics the app creates: those set, or 3 (fewer on a smaller
+// cluster) and one less.
+func (a *App) replication(ctx context.Context, adm *broker.Admin) (rf, minISR int, err error) {
+	brokers, err := adm.BrokerCount(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	rf = min(3, max(1, brokers))
+	if a.cfg.replicas != nil {
+		rf = *a.cfg.replicas
+		if rf > brokers {
+			return 0, 0, fmt.Errorf("kappa: ReplicationFactor(%d): the cluster has %d broker(s); set it to at most %d", rf, brokers, brokers)
+		}
+	}
+	minISR = max(1, rf-1)
+	if a.cfg.minISR != nil {
+		minISR = *a.cfg.minISR
+		if minISR > rf {
+			return 0, 0, fmt.Errorf("kappa: MinInsyncReplicas(%d): above the replication factor %d; set it to at most %d, usually %d", minISR, rf, rf, max(1, rf-1))
+		}
+	}
+	return rf, minISR, nil
 }
 
 func (a *App) handleSignals(cancel context.CancelFunc) (stop func()) {

@@ -46,6 +46,8 @@ type config struct {
 	instanceID       string
 	standbys         int
 	warmups          int
+	replicas         *int // nil: min(3, brokers)
+	minISR           *int // nil: replicas-1, at least 1
 }
 
 // handler is a user's HTTP handler on the app's listener.
@@ -237,6 +239,22 @@ const DefaultMaxWarmupReplicas = 2
 // StandbyReplicas.
 func MaxWarmupReplicas(n int) Opt { return func(c *config) { c.warmups = n } }
 
+// ReplicationFactor sets the replication factor of the topics the app
+// creates: changelogs, repartition topics, the dead-letter topic and
+// missing output topics. The default is 3, or the number of brokers when
+// the cluster has fewer (1 on the embedded broker), as Kafka Streams
+// advises for production. Topics that exist keep theirs. n must be at
+// least 1 and at most the number of brokers.
+func ReplicationFactor(n int) Opt { return func(c *config) { c.replicas = &n } }
+
+// MinInsyncReplicas sets min.insync.replicas on the topics the app
+// creates: how many replicas must have a write before the broker
+// acknowledges it (the app's producers use acks=all). The default is one
+// less than the replication factor, at least 1: with 3 replicas a write
+// survives the loss of one broker and the topic stays writable while one
+// is down. n must be at least 1 and at most the replication factor.
+func MinInsyncReplicas(n int) Opt { return func(c *config) { c.minISR = &n } }
+
 // Handle serves h for pattern (a net/http ServeMux pattern, such as
 // "GET /v1/rank") on the listener HTTP opens, beside Kappa's own
 // endpoints, so that an app's API and its queries share one address. A
@@ -336,6 +354,17 @@ func (c *config) validate() error {
 	}
 	if c.standbys < 0 {
 		errs = append(errs, fmt.Errorf("kappa: StandbyReplicas(%d): must be 0 or more, usually 1", c.standbys))
+	}
+	if c.replicas != nil && (*c.replicas < 1 || *c.replicas > 32767) {
+		errs = append(errs, fmt.Errorf("kappa: ReplicationFactor(%d): must be at least 1, usually 3 (at most the number of brokers)", *c.replicas))
+	}
+	if c.minISR != nil {
+		switch {
+		case *c.minISR < 1:
+			errs = append(errs, fmt.Errorf("kappa: MinInsyncReplicas(%d): must be at least 1, usually one less than the replication factor", *c.minISR))
+		case c.replicas != nil && *c.minISR > *c.replicas:
+			errs = append(errs, fmt.Errorf("kappa: MinInsyncReplicas(%d): must be at most ReplicationFactor (%d), usually one less", *c.minISR, *c.replicas))
+		}
 	}
 	if c.instanceID != "" && (!validAppID.MatchString(c.instanceID) || len(c.instanceID) > 200) {
 		errs = append(errs, fmt.Errorf("kappa: InstanceID(%q): use at most 200 ASCII letters, digits, '.', '_' and '-', for example the host name", c.instanceID))

@@ -23,6 +23,9 @@ type TopicSpec struct {
 	// Configs are topic configs such as cleanup.policy. Only cleanup.policy
 	// is checked on existing topics; the others apply at creation.
 	Configs map[string]string
+	// Replicas is the replication factor at creation; 0 uses the
+	// broker's default.replication.factor. Existing topics keep theirs.
+	Replicas int16
 }
 
 // TopicInfo describes an existing topic.
@@ -65,6 +68,15 @@ func newAdmin(cl *kgo.Client) *Admin { return &Admin{cl: cl, adm: kadm.NewClient
 
 // NewAdmin wraps an existing franz-go client.
 func NewAdmin(cl *kgo.Client) *Admin { return newAdmin(cl) }
+
+// BrokerCount returns how many brokers the cluster has.
+func (a *Admin) BrokerCount(ctx context.Context) (int, error) {
+	md, err := a.adm.BrokerMetadata(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("broker: list brokers: %w", err)
+	}
+	return len(md.Brokers), nil
+}
 
 // List returns the names of all non-internal topics, sorted.
 func (a *Admin) List(ctx context.Context) ([]string, error) {
@@ -205,7 +217,11 @@ func (a *Admin) Create(ctx context.Context, spec TopicSpec) error {
 			cfg[k] = kadm.StringPtr(v)
 		}
 	}
-	if _, err := a.adm.CreateTopic(ctx, p, -1, cfg, spec.Name); err != nil {
+	rf := spec.Replicas
+	if rf <= 0 {
+		rf = -1
+	}
+	if _, err := a.adm.CreateTopic(ctx, p, rf, cfg, spec.Name); err != nil {
 		return fmt.Errorf("broker: create topic %q: %w", spec.Name, err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/kappa-streams/kappa/internal/kafkatest"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/stream"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -330,6 +331,52 @@ func TestConfigErrors(t *testing.T) {
 	for _, want := range []string{"AppID is required", "Brokers is required"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+}
+
+// TestReplicationConfig checks the replication options: values out of
+// range fail at New, a factor above the cluster's brokers fails at Run
+// naming the option, and the defaults fit a one-broker cluster.
+func TestReplicationConfig(t *testing.T) {
+	topo := routerTopology(t)
+	_, err := kappa.New(topo, kappa.AppID("r"), kappa.Brokers("127.0.0.1:1"), kappa.ReplicationFactor(0), kappa.MinInsyncReplicas(0))
+	for _, want := range []string{"ReplicationFactor(0): must be at least 1", "MinInsyncReplicas(0): must be at least 1"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	_, err = kappa.New(topo, kappa.AppID("r"), kappa.Brokers("127.0.0.1:1"), kappa.ReplicationFactor(2), kappa.MinInsyncReplicas(3))
+	if err == nil || !strings.Contains(err.Error(), "MinInsyncReplicas(3): must be at most ReplicationFactor (2)") {
+		t.Errorf("error %v does not name MinInsyncReplicas above the factor", err)
+	}
+
+	b := kafkatest.Broker(t)
+	kafkatest.CreateTopic(t, b.Addrs(), "clicks", 2)
+	app, err := kappa.New(topo, kappa.AppID("r3"), kappa.Brokers(b.Addrs()...), kappa.HandleSignals(false), kappa.ReplicationFactor(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := app.Run(ctx); err == nil || !strings.Contains(err.Error(), "ReplicationFactor(3): the cluster has 1 broker(s); set it to at most 1") {
+		t.Fatalf("Run with 3 replicas on one broker: %v, want an error naming ReplicationFactor", err)
+	}
+
+	// The defaults on one broker: the topics are created, with one replica.
+	app, stop := runApp(t, topo, kappa.AppID("r1"), kappa.Brokers(b.Addrs()...))
+	kafkatest.Eventually(t, 20*time.Second, "the app's tasks", func() bool { return len(app.Tasks()) > 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(kafkatest.Client(t, b.Addrs()))
+	td, err := adm.ListTopics(context.Background(), "r1-dlq")
+	if err != nil || td["r1-dlq"].Err != nil {
+		t.Fatalf("describe r1-dlq: %v %v", err, td["r1-dlq"].Err)
+	}
+	for _, p := range td["r1-dlq"].Partitions {
+		if len(p.Replicas) != 1 {
+			t.Fatalf("r1-dlq partition %d has replicas %v, want one", p.Partition, p.Replicas)
 		}
 	}
 }
