@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kappa-streams/kappa/internal/statedir"
 	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/metrics"
 	"github.com/kappa-streams/kappa/state"
@@ -73,7 +74,7 @@ type TaskEnv struct {
 	// Globals holds the instance's global tables by name.
 	Globals map[string]*GlobalStore
 	// ExactlyOnce says the runtime commits in transactions: a task whose
-	// state directory was left unclean (see state.TaskDir.MarkUnclean) has
+	// state directory was left unclean (see internal/statedir) has
 	// its stores wiped at open, to be restored from the committed
 	// changelogs.
 	ExactlyOnce bool
@@ -205,7 +206,7 @@ type Task struct {
 	rr     uint32 // round robin for records without a key
 	closer []func() error
 	stats  TaskStats
-	dir    *state.TaskDir
+	dir    *statedir.TaskDir
 	stores map[string]*taskStore
 	order  []string // store names in open order
 	puncts []*punctuator

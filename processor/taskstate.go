@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kappa-streams/kappa/internal/statedir"
 	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/state"
 )
@@ -154,7 +155,7 @@ func (t *Task) openDir() error {
 	if t.dir != nil {
 		return nil
 	}
-	d, err := state.OpenTaskDir(t.env.StateDir, t.env.AppID, t.ID.String())
+	d, err := statedir.OpenTaskDir(t.env.StateDir, t.env.AppID, t.ID.String())
 	if err != nil {
 		return err
 	}

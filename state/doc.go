@@ -25,8 +25,8 @@
 //     reads the engine.
 //
 // The caches of all the stores of an instance share one byte budget
-// (Cache), as Kafka Streams' statestore.cache.max.bytes. TaskDir locks a
-// task's state directory.
+// (Cache), as Kafka Streams' statestore.cache.max.bytes. The runtime locks
+// a task's state directory while a task or standby uses it.
 //
 // # Store directories
 //

@@ -22,8 +22,8 @@ import (
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/examples/clickstream/clicks"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
+	"github.com/kappa-streams/kappa/internal/statedir"
 	"github.com/kappa-streams/kappa/processor"
-	"github.com/kappa-streams/kappa/state"
 	"github.com/kappa-streams/kappa/stream"
 	"github.com/kappa-streams/kappa/window"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -665,11 +665,11 @@ func regexpMatch(t *testing.T, pattern, s string) bool {
 }
 
 // lockInstanceSlot locks slot 0 of an application's state directory, as
-// a running instance does (state.LockInstance), until the test ends, and
+// a running instance does (statedir.LockInstance), until the test ends, and
 // returns the slot's file.
 func lockInstanceSlot(t *testing.T, appDir string) string {
 	t.Helper()
-	in, err := state.LockInstance(filepath.Dir(appDir), filepath.Base(appDir))
+	in, err := statedir.LockInstance(filepath.Dir(appDir), filepath.Base(appDir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -318,7 +318,7 @@ func internalTopics(app string, topics, groups []string, committed map[string][]
 
 // heldInstanceLock returns the first instance file in an application's
 // state directory that a running instance holds locked (see
-// state.LockInstance), or "" when none is, or when dir does not exist.
+// statedir.LockInstance), or "" when none is, or when dir does not exist.
 func heldInstanceLock(dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {

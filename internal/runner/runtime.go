@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kappa-streams/kappa/internal/statedir"
 	"github.com/kappa-streams/kappa/internal/tasklife"
 	"github.com/kappa-streams/kappa/processor"
 
@@ -67,7 +68,7 @@ type Runtime struct {
 	txnID string
 	// instance holds the instance's slot of the state directory, whose
 	// ID is in txnID; nil under at-least-once.
-	instance *state.Instance
+	instance *statedir.Instance
 	// col is the record collector: the producer every task sends through.
 	col *collector
 	// committer commits by the guarantee: atLeastOnce or exactlyOnce.
@@ -200,7 +201,7 @@ func New(cfg Config) (*Runtime, error) {
 		// transaction its predecessor left open at once (readers of
 		// committed data would otherwise wait for the transaction
 		// timeout).
-		inst, err := state.LockInstance(cfg.StateDir, appID)
+		inst, err := statedir.LockInstance(cfg.StateDir, appID)
 		if err != nil {
 			return nil, fmt.Errorf("processor: %w", err)
 		}

@@ -1,4 +1,4 @@
-package state
+package statedir
 
 import (
 	"crypto/rand"
@@ -37,29 +37,29 @@ const maxInstanceSlots = 64
 func LockInstance(root, app string) (*Instance, error) {
 	dir := filepath.Join(root, app)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state: state directory %s: %w (set a writable one with kappa.StateDir)", dir, err)
+		return nil, fmt.Errorf("statedir: state directory %s: %w (set a writable one with kappa.StateDir)", dir, err)
 	}
 	for slot := range maxInstanceSlots {
 		path := filepath.Join(dir, fmt.Sprintf(".instance-%d", slot))
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 		if err != nil {
-			return nil, fmt.Errorf("state: instance file %s: %w", path, err)
+			return nil, fmt.Errorf("statedir: instance file %s: %w", path, err)
 		}
 		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 			f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
 				continue // a live instance holds it
 			}
-			return nil, fmt.Errorf("state: lock %s: %w", path, err)
+			return nil, fmt.Errorf("statedir: lock %s: %w", path, err)
 		}
 		id, err := instanceID(f)
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("state: instance file %s: %w", path, err)
+			return nil, fmt.Errorf("statedir: instance file %s: %w", path, err)
 		}
 		return &Instance{ID: id, Slot: slot, lock: f}, nil
 	}
-	return nil, fmt.Errorf("state: %d instances of app %q already use the state directory %s; give each its own with kappa.StateDir", maxInstanceSlots, app, root)
+	return nil, fmt.Errorf("statedir: %d instances of app %q already use the state directory %s; give each its own with kappa.StateDir", maxInstanceSlots, app, root)
 }
 
 // instanceID reads the ID kept in f, writing a new random one if f holds

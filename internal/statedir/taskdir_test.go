@@ -1,8 +1,10 @@
-package state
+package statedir
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/kappa-streams/kappa/state"
 )
 
 // TestTaskDirLock checks that a task directory is held by one opener at a
@@ -14,7 +16,7 @@ func TestTaskDirLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenTaskDir(root, "app", "0_1"); !errors.Is(err, ErrLocked) {
+	if _, err := OpenTaskDir(root, "app", "0_1"); !errors.Is(err, state.ErrLocked) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
 	}
 	other, err := OpenTaskDir(root, "app", "0_2")
