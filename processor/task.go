@@ -535,8 +535,20 @@ func (t *Task) close() error {
 	return errors.Join(errs...)
 }
 
-func init() {
-	tasklife.Register(newTask, func(task any) tasklife.Ops { return taskOps{task.(*Task)} })
+// NewTask creates the task of partition partition of sub-topology sub of
+// topo. It is for Kappa's runtime and test driver, which hold k; a task
+// made any other way is not run.
+func NewTask(k tasklife.Key, topo *Topology, sub int, partition int32, env *TaskEnv) (*Task, error) {
+	k.Check()
+	return newTask(topo, sub, partition, env)
+}
+
+// Lifecycle returns the operations that drive the task through its life
+// (restore, process, commit, close). It is for Kappa's runtime and test
+// driver, which hold k.
+func (t *Task) Lifecycle(k tasklife.Key) tasklife.Ops {
+	k.Check()
+	return taskOps{t}
 }
 
 // taskOps gives internal/runner and streamtest the life-cycle methods of

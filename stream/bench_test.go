@@ -35,11 +35,11 @@ func BenchmarkTaskPath(b *testing.B) {
 			}
 			col := &discard{}
 			env := &processor.TaskEnv{AppID: "bench", Collector: col, Partitions: func(string) (int32, error) { return 4, nil }}
-			task, err := tasklife.New[*processor.Task](topo, 0, 0, env)
+			task, err := processor.NewTask(tasklife.K, topo, 0, 0, env)
 			if err != nil {
 				b.Fatal(err)
 			}
-			ops := tasklife.Of(task)
+			ops := task.Lifecycle(tasklife.K)
 			rec := &processor.RawRecord{Topic: "in", Key: []byte("key-000000000001"), Value: bytes.Repeat([]byte("a"), 100), Timestamp: time.Now()}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -63,11 +63,11 @@ func BenchmarkCountPath(b *testing.B) {
 	}
 	col := &discard{}
 	env := &processor.TaskEnv{AppID: "bench", Collector: col, Partitions: func(string) (int32, error) { return 4, nil }}
-	task, err := tasklife.New[*processor.Task](topo, 0, 0, env)
+	task, err := processor.NewTask(tasklife.K, topo, 0, 0, env)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ops := tasklife.Of(task)
+	ops := task.Lifecycle(tasklife.K)
 	defer ops.Close()
 	recs := make([]*processor.RawRecord, 10_000)
 	for i := range recs {

@@ -43,12 +43,12 @@ func openTable(t *testing.T, dir string, log changelog) (*processor.Task, state.
 	if err != nil {
 		t.Fatal(err)
 	}
-	task, err := tasklife.New[*processor.Task](topo, 0, 0, &processor.TaskEnv{AppID: "app", StateDir: dir})
+	task, err := processor.NewTask(tasklife.K, topo, 0, 0, &processor.TaskEnv{AppID: "app", StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { tasklife.Of(task).Close() })
-	if err := tasklife.Of(task).Restore(context.Background(), log); err != nil {
+	t.Cleanup(func() { task.Lifecycle(tasklife.K).Close() })
+	if err := task.Lifecycle(tasklife.K).Restore(context.Background(), log); err != nil {
 		t.Fatal(err)
 	}
 	s, ok := task.Store("s")
@@ -75,7 +75,7 @@ func TestRestoreResumesAndWipes(t *testing.T) {
 	if n := storeSize(t, kv); n != 5 || task.Stats().Restored.Load() != 5 {
 		t.Fatalf("first restore: %d keys, %d restored", n, task.Stats().Restored.Load())
 	}
-	tasklife.Of(task).Close()
+	task.Lifecycle(tasklife.K).Close()
 
 	task, kv = openTable(t, dir, counts(8))
 	if got := task.Stats().Restored.Load(); got != 3 {
@@ -84,7 +84,7 @@ func TestRestoreResumesAndWipes(t *testing.T) {
 	if n := storeSize(t, kv); n != 8 {
 		t.Fatalf("after the tail: %d keys, want 8", n)
 	}
-	tasklife.Of(task).Close()
+	task.Lifecycle(tasklife.K).Close()
 
 	task, kv = openTable(t, dir, counts(2))
 	if n := storeSize(t, kv); n != 2 || task.Stats().Restored.Load() != 2 {

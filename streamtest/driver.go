@@ -309,11 +309,11 @@ func (d *Driver) task(sub int, p int32) (*task, error) {
 	if t, ok := d.tasks[id]; ok {
 		return t, nil
 	}
-	pt, err := tasklife.New[*processor.Task](d.topo, sub, p, d.env)
+	pt, err := processor.NewTask(tasklife.K, d.topo, sub, p, d.env)
 	if err != nil {
 		return nil, err
 	}
-	t := &task{pt, tasklife.Of(pt)}
+	t := &task{pt, pt.Lifecycle(tasklife.K)}
 	if st, ok := d.streamTimes[id]; ok {
 		t.RestoreStreamTime(st)
 	}

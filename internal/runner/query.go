@@ -70,7 +70,7 @@ func (r *Runtime) Read(store string, partition int32, fn func(state.Reader) erro
 	if task == nil || rt.stateOf() != processor.TaskRunning {
 		return unavailable(query.ErrNotReady)
 	}
-	err = tasklifeOf(task).Read(store, func(s any) error {
+	err = task.Lifecycle(tasklife.K).Read(store, func(s any) error {
 		rd, ok := s.(interface{ Reader() state.Reader })
 		if !ok {
 			return fmt.Errorf("%w: %q is a %T, which queries cannot read", query.ErrUnknownStore, store, s)
@@ -139,9 +139,6 @@ func (r *Runtime) StandbyOwners(store string, partition int32) []string {
 	}
 	return nil
 }
-
-// tasklifeOf returns the life-cycle operations of a task.
-func tasklifeOf(t *processor.Task) tasklife.Ops { return tasklife.Of(t) }
 
 // Joined reports whether the instance has received an assignment from
 // its group.

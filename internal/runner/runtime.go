@@ -280,7 +280,7 @@ func New(cfg Config) (*Runtime, error) {
 	standbyEnv := *r.env
 	standbyEnv.Cache = state.NewCache(0)
 	r.standbys = newStandbyManager(cfg.Logger, func(id processor.TaskID) (*processor.Task, error) {
-		return tasklife.New[*processor.Task](cfg.Topology, id.SubTopology, id.Partition, &standbyEnv)
+		return processor.NewTask(tasklife.K, cfg.Topology, id.SubTopology, id.Partition, &standbyEnv)
 	}, r.changelogs, func() { r.cl.ForceRebalance() }, cfg.Metrics.standbyTasks)
 	return r, nil
 }

@@ -283,7 +283,7 @@ func (m *standbyManager) run(ctx context.Context, sb *standby) {
 			continue
 		}
 		sb.task.Store(t)
-		ops := tasklife.Of(t)
+		ops := t.Lifecycle(tasklife.K)
 		for ctx.Err() == nil {
 			if err := ops.CatchUp(ctx, m.changelogs); err != nil {
 				if ctx.Err() == nil {

@@ -40,7 +40,7 @@ func newTestStandbys(t *testing.T) (*standbyManager, *atomic.Int32) {
 	env := &processor.TaskEnv{AppID: "app", StateDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
 	var rebalances atomic.Int32
 	m := newStandbyManager(slog.New(slog.DiscardHandler), func(id processor.TaskID) (*processor.Task, error) {
-		return tasklifeNew(topo, id, env)
+		return processor.NewTask(tasklife.K, topo, id.SubTopology, id.Partition, env)
 	}, noChangelogs{}, func() { rebalances.Add(1) }, func(int) {})
 	m.every = time.Millisecond
 	return m, &rebalances
@@ -156,8 +156,4 @@ func TestStandbyManagerRetriesLockedTask(t *testing.T) {
 	free.Store(true)
 	waitFor(t, "the standby to open and catch up", func() bool { return m.positions()[a] == 0 })
 	m.stopAll()()
-}
-
-func tasklifeNew(topo *processor.Topology, id processor.TaskID, env *processor.TaskEnv) (*processor.Task, error) {
-	return tasklife.New[*processor.Task](topo, id.SubTopology, id.Partition, env)
 }

@@ -47,12 +47,12 @@ func (r *Runtime) assign(id processor.TaskID) {
 	r.publish()
 	r.cfg.Metrics.attach(rt, r.env.Cache, r.cfg.Topology.SubTopologies()[id.SubTopology].Stores)
 	if len(r.cfg.Topology.SubTopologies()[id.SubTopology].Stores) == 0 {
-		t, err := tasklife.New[*processor.Task](r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+		t, err := processor.NewTask(tasklife.K, r.cfg.Topology, id.SubTopology, id.Partition, r.env)
 		if err != nil {
 			r.fail(err)
 			return
 		}
-		rt.Task, rt.Ops = t, tasklife.Of(t)
+		rt.Task, rt.Ops = t, t.Lifecycle(tasklife.K)
 		rt.published.Store(t)
 		if err := rt.MarkUnclean(); err != nil {
 			r.fail(err)
@@ -75,7 +75,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 		defer r.mu.Unlock()
 		if r.tasks[id] != rt || ctx.Err() != nil {
 			if t != nil {
-				tasklife.Of(t).Close() // revoked while restoring
+				t.Lifecycle(tasklife.K).Close() // revoked while restoring
 			}
 			return
 		}
@@ -83,7 +83,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
 			return
 		}
-		ops := tasklife.Of(t)
+		ops := t.Lifecycle(tasklife.K)
 		if err := ops.MarkUnclean(); err != nil {
 			ops.Close()
 			r.fail(fmt.Errorf("processor: task %s: %w", id, err))
@@ -129,10 +129,10 @@ func (r *Runtime) openAndRestore(ctx context.Context, rt *runTask) (*processor.T
 	id := rt.id
 	backoff := 10 * time.Millisecond
 	for {
-		t, err := tasklife.New[*processor.Task](r.cfg.Topology, id.SubTopology, id.Partition, r.env)
+		t, err := processor.NewTask(tasklife.K, r.cfg.Topology, id.SubTopology, id.Partition, r.env)
 		if err == nil {
 			rt.published.Store(t)
-			ops := tasklife.Of(t)
+			ops := t.Lifecycle(tasklife.K)
 			st, err := r.committedStreamTime(ctx, id)
 			if err != nil {
 				ops.Close()

@@ -3,10 +3,11 @@
 // committing and closing it. Only Kappa's runtime (internal/runner) and
 // its test driver (streamtest) call them.
 //
-// They are not methods of processor.Task, because code that is handed a
-// *processor.Task (the node factories of a topology) must not drive it.
-// Package processor registers its implementation here when it is
-// initialized; this package cannot import processor, which imports it.
+// Code that is handed a *processor.Task (the node factories of a
+// topology) must not drive it, so processor's entry points to the life
+// cycle, processor.NewTask and Task.Lifecycle, take a Key: a value that
+// only this module's packages can obtain (K), and that is refused when it
+// is not K.
 package tasklife
 
 import (
@@ -71,22 +72,16 @@ type Ops interface {
 	Read(store string, fn func(store any) error) error
 }
 
-var (
-	newTask any
-	opsOf   func(task any) Ops
-)
+// Key unlocks processor.NewTask and Task.Lifecycle. Its zero value is
+// refused.
+type Key struct{ ok bool }
 
-// Register is called by package processor: newFn is its task constructor,
-// func(*processor.Topology, int, int32, *processor.TaskEnv)
-// (*processor.Task, error), and ops returns the Ops of a *processor.Task.
-func Register(newFn any, ops func(task any) Ops) { newTask, opsOf = newFn, ops }
+// K is the key Kappa's runtime and test driver pass.
+var K = Key{ok: true}
 
-// New creates the task of partition partition of sub-topology sub of
-// topo. T is *processor.Task, Topo *processor.Topology and Env
-// *processor.TaskEnv.
-func New[T, Topo, Env any](topo Topo, sub int, partition int32, env Env) (T, error) {
-	return newTask.(func(Topo, int, int32, Env) (T, error))(topo, sub, partition, env)
+// Check panics unless k is K: a caller outside Kappa forged a zero Key.
+func (k Key) Check() {
+	if !k.ok {
+		panic("processor: a task's life cycle is driven by Kappa's runtime only")
+	}
 }
-
-// Of returns the life-cycle operations of task, a *processor.Task.
-func Of(task any) Ops { return opsOf(task) }
