@@ -73,7 +73,7 @@ func (r *Runtime) commit(ctx context.Context, only map[processor.TaskID]bool) (o
 		return true, nil // nothing processed since the last commit
 	}
 	var tasks []*runTask
-	for id, t := range r.tasks {
+	for id, t := range r.tasks.all() {
 		if t.running() && (only == nil || only[id]) {
 			tasks = append(tasks, t)
 		}
@@ -238,17 +238,10 @@ func (r *Runtime) checkMembership(ctx context.Context) error {
 // offsets. r.mu is held.
 func (r *Runtime) loseTasks(tasks []*runTask, why error) {
 	r.fencedBy = why
-	ids := make(map[processor.TaskID]bool, len(r.tasks))
-	for id, t := range r.tasks {
-		ids[id] = true
-		r.setState(t, processor.TaskSuspended)
-	}
+	ids := r.tasks.suspendAll()
 	r.log.Warn("this instance is no longer a member of the group's generation: its tasks are closed without "+
 		"committing and it rejoins; their input since the last commit is reprocessed by their next owner",
 		"tasks", len(ids), "committing", len(tasks), "error", why)
-	r.closeTasks(ids)
 	r.dirty = false
-	for id := range ids {
-		r.rejoinReopen[id] = true
-	}
+	r.tasks.rejoinLater(ids)
 }

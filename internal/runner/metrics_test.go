@@ -52,7 +52,7 @@ func TestMetricsContinueAcrossStays(t *testing.T) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.assign(id)
-		rt := r.tasks[id]
+		rt, _ := r.tasks.get(id)
 		p := kgo.FetchTopicPartition{Topic: "in", FetchPartition: kgo.FetchPartition{Partition: 0, HighWatermark: hw}}
 		for off := from; off < from+n; off++ {
 			v := "v"
@@ -95,7 +95,7 @@ func TestMetricsContinueAcrossStays(t *testing.T) {
 	}
 
 	r.mu.Lock()
-	r.closeTasks(map[processor.TaskID]bool{id: true})
+	r.tasks.close(map[processor.TaskID]bool{id: true}, false)
 	r.mu.Unlock()
 	check("closed", false, 5, 4, 1, -1)
 

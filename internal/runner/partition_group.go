@@ -184,7 +184,7 @@ func (r *Runtime) nextUnblock() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var next time.Time
-	for _, t := range r.tasks {
+	for _, t := range r.tasks.all() {
 		if !t.blockedSince.IsZero() {
 			if at := t.blockedSince.Add(r.cfg.MaxTaskIdle); next.IsZero() || at.Before(next) {
 				next = at

@@ -23,16 +23,8 @@ import (
 // changelogs. The run loop opens them (tryReopen). The uncommitted work
 // has been abandoned. r.mu is held.
 func (r *Runtime) reopen() {
-	all := make(map[processor.TaskID]bool, len(r.tasks))
-	for id, t := range r.tasks {
-		all[id] = true
-		r.setState(t, processor.TaskSuspended)
-	}
-	r.closeTasks(all)
+	r.tasks.reopenLater(r.tasks.suspendAll())
 	r.dirty = false
-	for id := range all {
-		r.reopening[id] = true
-	}
 }
 
 // abandonAndReopen abandons the uncommitted work of every task (under
@@ -63,7 +55,7 @@ func (r *Runtime) reopenAfterAbort(why error) error {
 	if r.txnFailures > maxTxnFailures {
 		return r.halt(fmt.Errorf("processor: %d transactions in a row failed to commit: %w", r.txnFailures, why))
 	}
-	if len(r.tasks) > 0 {
+	if len(r.tasks.all()) > 0 {
 		r.log.Warn("transaction aborted: reopening the tasks from their committed state", "error", why)
 	}
 	r.reopen()
@@ -76,17 +68,7 @@ func (r *Runtime) reopenAfterAbort(why error) error {
 // instance. Records fetched meanwhile for their partitions are dropped;
 // the rewind fetches them again. r.mu is held.
 func (r *Runtime) tryReopen(ctx context.Context) {
-	if len(r.reopening) == 0 {
-		return
-	}
-	ids := make([]processor.TaskID, 0, len(r.reopening))
-	for id := range r.reopening {
-		if _, open := r.tasks[id]; open {
-			delete(r.reopening, id) // assigned again meanwhile, from the committed offsets
-			continue
-		}
-		ids = append(ids, id)
-	}
+	ids := r.tasks.toReopen()
 	if len(ids) == 0 {
 		return
 	}
@@ -97,7 +79,7 @@ func (r *Runtime) tryReopen(ctx context.Context) {
 		return
 	}
 	for _, id := range ids {
-		delete(r.reopening, id)
+		r.tasks.reopened(id)
 		r.assign(id)
 	}
 }

@@ -75,21 +75,9 @@ type Runtime struct {
 	committer committer
 	// txnFailures counts the transactions in a row that failed to commit.
 	txnFailures int
-	// reopening holds the tasks closed after an aborted transaction that
-	// wait to be opened again from their committed state (tryReopen).
-	reopening map[processor.TaskID]bool
-	// rejoinReopen holds the tasks a fenced commit closed (loseTasks): the
-	// group may give them back to this member in the rebalance that
-	// follows, without revoking them (its client still owns their
-	// partitions), so those not revoked or lost by the end of that
-	// rebalance are reopened from their committed state. Under mu.
-	rejoinReopen map[processor.TaskID]bool
-
-	mu    sync.Mutex // held while processing a poll, committing, or rebalancing
-	tasks map[processor.TaskID]*runTask
-	// view is the tasks as status readers see them, published under mu
-	// whenever tasks changes, read without it.
-	view atomic.Pointer[[]*runTask]
+	mu          sync.Mutex // held while processing a poll, committing, or rebalancing
+	// tasks owns the active tasks, under mu.
+	tasks *taskManager
 	// dirty is set when records were processed or wall-clock punctuators
 	// fired since the last commit: stores may hold changes to flush.
 	dirty bool
@@ -126,12 +114,14 @@ func New(cfg Config) (*Runtime, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		subs:     make(map[string]int),
-		tasks:    make(map[processor.TaskID]*runTask),
 		keyParts: coPartitionedInputs(cfg.Topology, cfg.Plan),
-
-		reopening:    make(map[processor.TaskID]bool),
-		rejoinReopen: make(map[processor.TaskID]bool),
 	}
+	r.tasks = newTaskManager(cfg.Logger, r.subs, cfg.Metrics.detach)
+	// The group may ask for the standbys' positions, or hand this member
+	// standbys, as soon as the client exists, before New returns: the
+	// manager exists first; what its standbys open with is set below,
+	// before the group callbacks may start any (built).
+	r.standbys = newStandbyManager(cfg.Logger, func() { r.cl.ForceRebalance() }, cfg.Metrics.standbyTasks)
 	r.fatalCtx, r.fatalNow = context.WithCancel(context.Background())
 	r.stopGlobals = make(chan struct{})
 	var topics []string
@@ -279,9 +269,10 @@ func New(cfg Config) (*Runtime, error) {
 	// cache's budget, which is the active tasks'.
 	standbyEnv := *r.env
 	standbyEnv.Cache = state.NewCache(0)
-	r.standbys = newStandbyManager(cfg.Logger, func(id processor.TaskID) (*processor.Task, error) {
+	r.standbys.open = func(id processor.TaskID) (*processor.Task, error) {
 		return processor.NewTask(tasklife.K, cfg.Topology, id.SubTopology, id.Partition, &standbyEnv)
-	}, r.changelogs, func() { r.cl.ForceRebalance() }, cfg.Metrics.standbyTasks)
+	}
+	r.standbys.changelogs = r.changelogs
 	return r, nil
 }
 
@@ -371,10 +362,7 @@ func (r *Runtime) TaskStatus() []processor.TaskStatus {
 
 // tasksView returns the tasks as last published, in task order.
 func (r *Runtime) tasksView() []*runTask {
-	if v := r.view.Load(); v != nil {
-		return *v
-	}
-	return nil
+	return r.tasks.view()
 }
 
 func compareTaskIDs(a, b processor.TaskID) int {
@@ -558,7 +546,7 @@ func (r *Runtime) nextWallClock() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var next time.Time
-	for _, t := range r.tasks {
+	for _, t := range r.tasks.all() {
 		if !t.running() {
 			continue
 		}
@@ -580,7 +568,7 @@ func (r *Runtime) punctuate(now time.Time) error {
 		return nil // the work since the last commit is abandoned
 	}
 	var errs []error
-	for _, t := range r.tasks {
+	for _, t := range r.tasks.all() {
 		if !t.running() {
 			continue
 		}
@@ -597,13 +585,13 @@ func (r *Runtime) punctuate(now time.Time) error {
 func (r *Runtime) process(fetches kgo.Fetches) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.standbys.reconcile(func(id processor.TaskID) bool { _, ok := r.tasks[id]; return ok })
+	r.standbys.reconcile(r.tasks.has)
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		sub, ok := r.subs[p.Topic]
 		if !ok {
 			return
 		}
-		t, ok := r.tasks[processor.TaskID{SubTopology: sub, Partition: p.Partition}]
+		t, ok := r.tasks.get(processor.TaskID{SubTopology: sub, Partition: p.Partition})
 		if !ok {
 			// Records of a partition not (or no longer) ours; the
 			// client drops them on revoke, so this is a race to ignore.
@@ -627,7 +615,7 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 		}
 	})
 	var run []*runTask
-	for _, t := range r.tasks {
+	for _, t := range r.tasks.all() {
 		if t.running() && t.buffered() {
 			run = append(run, t)
 		}
@@ -689,11 +677,7 @@ func (r *Runtime) shutdown() {
 	r.cl.CloseAllowingRebalance()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	all := make(map[processor.TaskID]bool, len(r.tasks))
-	for id := range r.tasks {
-		all[id] = true
-	}
-	r.closeTasks(all)
+	r.tasks.close(r.tasks.ids(), false)
 	r.mu.Unlock()
 	r.restoring.Wait()
 	r.mu.Lock()

@@ -57,7 +57,7 @@ func TestProduceFailureStopsTasks(t *testing.T) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.assign(id)
-	rt := r.tasks[id]
+	rt, _ := r.tasks.get(id)
 	if rt == nil || !rt.running() {
 		t.Fatal("task without stores not ready at assignment")
 	}

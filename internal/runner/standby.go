@@ -89,9 +89,11 @@ type standbyManager struct {
 	view atomic.Pointer[[]*standby]
 }
 
-func newStandbyManager(log *slog.Logger, open func(processor.TaskID) (*processor.Task, error), changelogs tasklife.ChangelogReader, rebalance func(), count func(int)) *standbyManager {
+// newStandbyManager returns a manager without standbys. Its open and
+// changelogs must be set before the first reconcile.
+func newStandbyManager(log *slog.Logger, rebalance func(), count func(int)) *standbyManager {
 	return &standbyManager{
-		log: log, open: open, changelogs: changelogs, rebalance: rebalance, count: count,
+		log: log, rebalance: rebalance, count: count,
 		every:   standbyEvery,
 		running: make(map[processor.TaskID]*standby),
 	}

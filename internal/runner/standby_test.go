@@ -39,9 +39,15 @@ func newTestStandbys(t *testing.T) (*standbyManager, *atomic.Int32) {
 	}
 	env := &processor.TaskEnv{AppID: "app", StateDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
 	var rebalances atomic.Int32
-	m := newStandbyManager(slog.New(slog.DiscardHandler), func(id processor.TaskID) (*processor.Task, error) {
+	m := newStandbyManager(slog.New(slog.DiscardHandler), func() { rebalances.Add(1) }, func(int) {})
+	// Before it is set up, the group may already ask for positions.
+	if pos := m.positions(); len(pos) != 0 {
+		t.Fatalf("positions of a new manager: %v", pos)
+	}
+	m.open = func(id processor.TaskID) (*processor.Task, error) {
 		return processor.NewTask(tasklife.K, topo, id.SubTopology, id.Partition, env)
-	}, noChangelogs{}, func() { rebalances.Add(1) }, func(int) {})
+	}
+	m.changelogs = noChangelogs{}
 	m.every = time.Millisecond
 	return m, &rebalances
 }

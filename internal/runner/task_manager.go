@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +23,7 @@ import (
 // so restoring never holds up polling, heartbeats or other tasks. r.mu is
 // held.
 func (r *Runtime) assign(id processor.TaskID) {
-	if _, ok := r.tasks[id]; ok {
+	if r.tasks.has(id) {
 		return
 	}
 	// A standby of the task here closes; the task opens over its stores
@@ -43,8 +42,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 			}
 		}
 	}
-	r.tasks[id] = rt
-	r.publish()
+	r.tasks.add(rt)
 	r.cfg.Metrics.attach(rt, r.env.Cache, r.cfg.Topology.SubTopologies()[id.SubTopology].Stores)
 	if len(r.cfg.Topology.SubTopologies()[id.SubTopology].Stores) == 0 {
 		t, err := processor.NewTask(tasklife.K, r.cfg.Topology, id.SubTopology, id.Partition, r.env)
@@ -58,11 +56,11 @@ func (r *Runtime) assign(id processor.TaskID) {
 			r.fail(err)
 			return
 		}
-		r.setState(rt, processor.TaskRunning)
+		r.tasks.setState(rt, processor.TaskRunning)
 		r.log.Info("task started", "task", id.String())
 		return
 	}
-	r.setState(rt, processor.TaskRestoring)
+	r.tasks.setState(rt, processor.TaskRestoring)
 	parts := r.partitionsOf(id)
 	r.cl.PauseFetchPartitions(parts)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -73,7 +71,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 		t, err := r.openAndRestoreRetrying(ctx, rt)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.tasks[id] != rt || ctx.Err() != nil {
+		if cur, _ := r.tasks.get(id); cur != rt || ctx.Err() != nil {
 			if t != nil {
 				t.Lifecycle(tasklife.K).Close() // revoked while restoring
 			}
@@ -91,7 +89,7 @@ func (r *Runtime) assign(id processor.TaskID) {
 		}
 		rt.Task, rt.Ops, rt.cancel, rt.assigned = t, ops, nil, time.Now()
 		r.cfg.Metrics.opened(rt, t)
-		r.setState(rt, processor.TaskRunning)
+		r.tasks.setState(rt, processor.TaskRunning)
 		r.cl.ResumeFetchPartitions(parts)
 		r.log.Info("task started", "task", id.String(), "restored", t.Stats().Restored.Load())
 	}()
@@ -214,12 +212,7 @@ func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[stri
 	// The tasks a fenced commit closed that the group left with this
 	// member: its client still owns their partitions, so no callback
 	// assigns them again. They reopen from their committed state.
-	for id := range r.rejoinReopen {
-		if _, open := r.tasks[id]; !open {
-			r.reopening[id] = true
-		}
-	}
-	clear(r.rejoinReopen)
+	r.tasks.assignmentDone()
 	r.log.Info("tasks assigned", "assigned", assigned)
 }
 
@@ -235,8 +228,8 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 	<-r.built
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := r.tasksOf(revoked)
-	r.forgetReopening(revoked)
+	ids := r.tasks.ofPartitions(revoked)
+	r.tasks.forget(revoked)
 	if len(ids) == 0 {
 		r.log.Info("tasks revoked", "revoked", revoked, "running", 0)
 		return // nothing of this member's moves: nothing to commit
@@ -252,8 +245,8 @@ func (r *Runtime) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[stri
 	// A verdict other than committed closed and marked every task for
 	// reopening or rejoining; the revoked ones are no longer this
 	// member's.
-	r.forgetReopening(revoked)
-	r.closeTasksClean(ids, ok && !r.noCommit.Load())
+	r.tasks.forget(revoked)
+	r.tasks.close(ids, ok && !r.noCommit.Load())
 	r.log.Info("tasks revoked", "revoked", revoked)
 }
 
@@ -268,9 +261,9 @@ func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int
 	<-r.built
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := r.tasksOf(lost)
-	r.forgetReopening(lost)
-	r.closeTasks(ids)
+	ids := r.tasks.ofPartitions(lost)
+	r.tasks.forget(lost)
+	r.tasks.close(ids, false)
 	r.log.Warn("tasks lost", "lost", lost)
 	if !r.committer.spansAllTasks() || len(ids) == 0 || r.noCommit.Load() {
 		return
@@ -282,87 +275,8 @@ func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int
 	r.reopen()
 }
 
-// forgetReopening drops the tasks of parts from those waiting to be
-// reopened: they are no longer this instance's. r.mu is held.
-func (r *Runtime) forgetReopening(parts map[string][]int32) {
-	for topic, ps := range parts {
-		if sub, ok := r.subs[topic]; ok {
-			for _, p := range ps {
-				delete(r.reopening, processor.TaskID{SubTopology: sub, Partition: p})
-				delete(r.rejoinReopen, processor.TaskID{SubTopology: sub, Partition: p})
-			}
-		}
-	}
-}
-
-func (r *Runtime) tasksOf(parts map[string][]int32) map[processor.TaskID]bool {
-	ids := make(map[processor.TaskID]bool)
-	for topic, ps := range parts {
-		if sub, ok := r.subs[topic]; ok {
-			for _, p := range ps {
-				if _, running := r.tasks[processor.TaskID{SubTopology: sub, Partition: p}]; running {
-					ids[processor.TaskID{SubTopology: sub, Partition: p}] = true
-				}
-			}
-		}
-	}
-	return ids
-}
-
-// closeTasks closes the tasks ids and forgets them, as not closed cleanly
-// (see closeTasksClean). r.mu is held.
-func (r *Runtime) closeTasks(ids map[processor.TaskID]bool) { r.closeTasksClean(ids, false) }
-
-// closeTasksClean closes the tasks ids and forgets them. clean says their
-// last commit succeeded, so their stores hold what their committed
-// changelogs do; under exactly-once, a task closed otherwise has its
-// stores wiped when it opens again. r.mu is held.
-func (r *Runtime) closeTasksClean(ids map[processor.TaskID]bool, clean bool) {
-	for id := range ids {
-		t, ok := r.tasks[id]
-		if !ok {
-			continue
-		}
-		delete(r.tasks, id)
-		if t.cancel != nil {
-			t.cancel() // the restore goroutine closes what it opened
-		}
-		if t.Task != nil {
-			if clean && t.running() {
-				if err := t.MarkClean(); err != nil {
-					r.log.Warn("marking task directory clean", "task", id.String(), "error", err)
-				}
-			}
-			if err := t.Close(); err != nil {
-				r.log.Warn("closing task", "task", id.String(), "error", err)
-			}
-		}
-		r.setState(t, processor.TaskClosed)
-		r.cfg.Metrics.detach(t)
-	}
-	r.publish()
-}
-
 // stateOf returns t's state.
 func (t *runTask) stateOf() processor.TaskState { return processor.TaskState(t.state.Load()) }
 
 // running reports whether the task is Running: open, restored, processing.
 func (t *runTask) running() bool { return t.stateOf() == processor.TaskRunning }
-
-// setState moves the task to s, logging the transition.
-func (r *Runtime) setState(t *runTask, s processor.TaskState) {
-	if old := processor.TaskState(t.state.Swap(int32(s))); old != s {
-		r.log.Debug("task state", "task", t.id.String(), "from", old.String(), "to", s.String())
-	}
-}
-
-// publish makes the current set of tasks visible to status readers,
-// which do not take r.mu. r.mu is held.
-func (r *Runtime) publish() {
-	view := make([]*runTask, 0, len(r.tasks))
-	for _, t := range r.tasks {
-		view = append(view, t)
-	}
-	slices.SortFunc(view, func(a, b *runTask) int { return compareTaskIDs(a.id, b.id) })
-	r.view.Store(&view)
-}
