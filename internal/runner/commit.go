@@ -210,22 +210,36 @@ func (r *Runtime) staticConflict(fetches kgo.Fetches) error {
 // (see fenced) is returned; any other, including a rebalance in progress
 // or a failed request, is not, and the commit goes on and finds out.
 func (r *Runtime) checkMembership(ctx context.Context) error {
+	fenced, _ := r.heartbeat(ctx)
+	return fenced
+}
+
+// heartbeat sends the group coordinator a heartbeat of this member's
+// generation. fenced is the answer when the group has moved on without
+// it (see isFenced); confirmed says the coordinator answered otherwise:
+// the member is in the generation (a rebalance may be in progress). A
+// member that has not joined yet is confirmed: it has nothing to lose.
+func (r *Runtime) heartbeat(ctx context.Context) (fenced error, confirmed bool) {
 	member, gen := r.cl.GroupMetadata()
 	if member == "" || gen < 0 {
-		return nil // not joined yet: nothing to commit for
+		return nil, true
 	}
 	req := kmsg.NewPtrHeartbeatRequest()
 	req.Group = r.cfg.Plan.AppID
 	req.Generation = gen
 	req.MemberID = member
+	if r.cfg.InstanceID != "" {
+		req.InstanceID = kmsg.StringPtr(r.cfg.InstanceID)
+	}
 	resp, err := req.RequestWith(ctx, r.cl)
 	if err != nil {
-		return nil
+		return nil, false
 	}
-	if err := kerrFor(resp.ErrorCode); isFenced(err) {
-		return err
+	err = kerrFor(resp.ErrorCode)
+	if isFenced(err) {
+		return err, false
 	}
-	return nil
+	return nil, err == nil || errors.Is(err, kerr.RebalanceInProgress)
 }
 
 // loseTasks closes every task after a commit of tasks was fenced,

@@ -95,6 +95,10 @@ type Runtime struct {
 
 	commits   atomic.Int64
 	processed atomic.Int64
+	// unconfirmed is set, by the poll loop only, once fetches fail, until
+	// a heartbeat confirms that the instance is still a member of its
+	// generation (member).
+	unconfirmed bool
 	// noCommit is set once nothing more may be committed: the instance
 	// stops after a fatal error (halt), or Abort simulates a crash.
 	noCommit atomic.Bool
@@ -457,26 +461,31 @@ func (r *Runtime) step(ctx context.Context, fetches kgo.Fetches, lastCommit *tim
 		return r.halt(err)
 	}
 	// Fetch errors are retried by the client; they are worth a log line.
+	cutOff := false
 	fetches.EachError(func(topic string, p int32, err error) {
 		// The poll's own deadline (the next commit or punctuation) ends
 		// fetches too: that is not an error.
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			r.log.Warn("fetch error", "topic", topic, "partition", p, "error", err)
+			cutOff = true
 		}
 	})
-	if err := r.process(fetches); err != nil {
+	member := r.member(ctx, cutOff)
+	if err := r.process(fetches, member); err != nil {
 		return r.haltLocked(err)
 	}
 	if err := r.recoverProduce(); err != nil {
 		return err
 	}
-	if err := r.punctuate(time.Now()); err != nil {
-		return r.haltLocked(err)
+	if member {
+		if err := r.punctuate(time.Now()); err != nil {
+			return r.haltLocked(err)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tryReopen(ctx)
-	if time.Since(*lastCommit) < r.cfg.CommitInterval {
+	if !member || time.Since(*lastCommit) < r.cfg.CommitInterval {
 		return nil
 	}
 	*lastCommit = time.Now()
@@ -486,6 +495,38 @@ func (r *Runtime) step(ctx context.Context, fetches kgo.Fetches, lastCommit *tim
 		return err
 	}
 	return r.recoverProduceLocked()
+}
+
+// member reports whether the instance may process, punctuate and commit
+// now. After its fetches failed (cutOff: the brokers unreachable, or a
+// partition's leader gone), the group may have moved its tasks to
+// others while it could not hear of it. Until a heartbeat confirms that
+// it is still a member of its generation it only buffers what it fetches:
+// processing its stale state would write results older than those of the
+// tasks' new owners, which under at-least-once nothing fences, and which
+// could land after theirs. A heartbeat that finds it fenced closes its
+// tasks, as a fenced commit does, and it rejoins.
+func (r *Runtime) member(ctx context.Context, cutOff bool) bool {
+	if cutOff {
+		r.unconfirmed = true
+		return false
+	}
+	if !r.unconfirmed {
+		return true
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	fenced, confirmed := r.heartbeat(hctx)
+	switch {
+	case fenced != nil:
+		r.mu.Lock()
+		r.loseTasks(nil, fenced)
+		r.mu.Unlock()
+	case !confirmed:
+		return false
+	}
+	r.unconfirmed = false
+	return fenced == nil
 }
 
 // finalCommitTimeout bounds the last commit of a stopping instance, so
@@ -581,8 +622,9 @@ func (r *Runtime) punctuate(now time.Time) error {
 }
 
 // process runs one poll's records through their tasks, several tasks at
-// once. It returns the first fatal (fail-fast) error.
-func (r *Runtime) process(fetches kgo.Fetches) error {
+// once, or only buffers them when run is false. It returns the first fatal
+// (fail-fast) error.
+func (r *Runtime) process(fetches kgo.Fetches, run bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.standbys.reconcile(r.tasks.has)
@@ -614,16 +656,19 @@ func (r *Runtime) process(fetches kgo.Fetches) error {
 			t.caughtUp[p.Topic] = true
 		}
 	})
-	var run []*runTask
+	if !run {
+		return nil
+	}
+	var ready []*runTask
 	for _, t := range r.tasks.all() {
 		if t.running() && t.buffered() {
-			run = append(run, t)
+			ready = append(ready, t)
 		}
 	}
 	now := time.Now()
 	var processed atomic.Int64
-	err := r.parallel(len(run), func(i int) error {
-		n, err := r.runBuffered(run[i], now)
+	err := r.parallel(len(ready), func(i int) error {
+		n, err := r.runBuffered(ready[i], now)
 		processed.Add(n)
 		return err
 	})
