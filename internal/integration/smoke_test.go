@@ -210,12 +210,14 @@ func TestSmokeBrokerRestartExactlyOnce(t *testing.T) {
 // a crash: the broker is a `kappa broker` process, SIGKILLed instead of
 // closed.
 //
-// Under at-least-once this loses records today, in most runs: after the
-// second kill a task's count ends a few hundred short, and the task's
-// owner, restored and started at the committed offsets, outputs records
-// from far later input next (issue 18, left open). It runs with
-// KAPPA_SMOKE_KNOWN_LOSS=1 until that is fixed (.ci/run runs it and
-// reports the outcome without failing).
+// Under at-least-once this failed in about half the runs. Stale writes of
+// an instance that processed after the outage before it heard it had been
+// dropped from the group (results that went back) are fixed: the runtime
+// confirms its membership first. A loss remains, more often under load:
+// every key of one task ends the same amount short, with its offsets
+// committed (issue 18, left open). It runs with KAPPA_SMOKE_KNOWN_LOSS=1
+// until that is fixed (.ci/run runs it and reports the outcome without
+// failing); KAPPA_SMOKE_FULL_LOGS=1 prints the instances' whole logs.
 func TestSmokeBrokerKilled(t *testing.T) {
 	if os.Getenv("KAPPA_SMOKE_KNOWN_LOSS") == "" {
 		t.Skip("known loss under at-least-once after a broker SIGKILL, not fixed yet (issue 18): set KAPPA_SMOKE_KNOWN_LOSS=1 to run it")
@@ -722,15 +724,20 @@ func (r *smokeRun) checkNoOpenTransactions() {
 	}
 }
 
-// dumpLogs prints the end of every instance's log.
+// dumpLogs prints the end of every instance's log: the last 40 lines, or
+// all of them with KAPPA_SMOKE_FULL_LOGS=1.
 func (r *smokeRun) dumpLogs() {
+	n := 40
+	if os.Getenv("KAPPA_SMOKE_FULL_LOGS") != "" {
+		n = 1 << 30
+	}
 	entries, err := os.ReadDir(r.logDir)
 	if err != nil {
 		r.t.Log(err)
 		return
 	}
 	for _, e := range entries {
-		r.t.Logf("--- %s (last lines):\n%s", e.Name(), lastLines(filepath.Join(r.logDir, e.Name()), 40))
+		r.t.Logf("--- %s (last lines):\n%s", e.Name(), lastLines(filepath.Join(r.logDir, e.Name()), n))
 	}
 }
 

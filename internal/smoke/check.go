@@ -270,6 +270,12 @@ func (c *checker) aggregate(a aggregate, recs []Record) {
 	next := make(map[string]int64, len(a.want)) // key → records its results have covered
 	broken := make(map[string]bool)             // keys whose results left their running aggregate
 	results := make(map[string]int, len(a.want))
+	// The highest result of each key and where it and the last one are:
+	// a final result below the truth after a higher one is a write that
+	// went back (a stale owner's), not input that was never counted.
+	highest := make(map[string]int64, len(a.want))
+	highAt := make(map[string]string, len(a.want))
+	lastAt := make(map[string]string, len(a.want))
 	for _, r := range recs {
 		key := string(r.Key)
 		v, ok := c.decode(topic, r)
@@ -286,6 +292,10 @@ func (c *checker) aggregate(a aggregate, recs []Record) {
 		}
 		prev, seen := last[key]
 		last[key] = v
+		lastAt[key] = fmt.Sprintf("%d/%d", r.Partition, r.Offset)
+		if h, ok := highest[key]; !ok || v > h {
+			highest[key], highAt[key] = v, lastAt[key]
+		}
 		results[key]++
 		if !c.g.exact() || broken[key] {
 			continue
@@ -324,6 +334,8 @@ func (c *checker) aggregate(a aggregate, recs []Record) {
 		case got == w:
 		case got > w && a.atLeast && !c.g.exact():
 			over += got - w
+		case highest[key] > got:
+			c.p.add(topic+": wrong final result", "%s=%d at %s, want %d; an earlier result at %s was %d: the result went back", key, got, lastAt[key], w, highAt[key], highest[key])
 		default:
 			c.p.add(topic+": wrong final result", "%s=%d, want %d", key, got, w)
 		}
