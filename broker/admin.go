@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -98,6 +99,8 @@ type topicMeta struct {
 	partitions int32
 	internal   bool
 	err        error
+	// leaderless counts the partitions without a leader yet.
+	leaderless int
 }
 
 // metadata asks the broker directly. kadm's lookups read franz-go's metadata
@@ -121,7 +124,13 @@ func (a *Admin) metadata(ctx context.Context, topics []string) (map[string]topic
 		if t.Topic == nil {
 			continue
 		}
-		out[*t.Topic] = topicMeta{partitions: int32(len(t.Partitions)), internal: t.IsInternal, err: kerr.ErrorForCode(t.ErrorCode)}
+		m := topicMeta{partitions: int32(len(t.Partitions)), internal: t.IsInternal, err: kerr.ErrorForCode(t.ErrorCode)}
+		for _, p := range t.Partitions {
+			if p.Leader < 0 {
+				m.leaderless++
+			}
+		}
+		out[*t.Topic] = m
 	}
 	return out, nil
 }
@@ -263,10 +272,57 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 			existing = append(existing, s)
 		}
 	}
-	if len(existing) > 0 {
-		errs = append(errs, a.check(ctx, existing))
+	if len(errs) > 0 {
+		if len(existing) > 0 {
+			errs = append(errs, a.check(ctx, existing))
+		}
+		return errors.Join(errs...)
 	}
-	return errors.Join(errs...)
+	// A cluster's brokers learn of a new topic asynchronously: the one
+	// asked may not list it yet, though it was created here or by
+	// another instance a moment ago (the embedded broker lists it at once).
+	if err := a.waitListed(ctx, names); err != nil {
+		return err
+	}
+	if len(existing) > 0 {
+		return a.check(ctx, existing)
+	}
+	return nil
+}
+
+// topicsReadyWithin bounds how long EnsureTopics waits for new topics to
+// be listed with a leader for every partition.
+const topicsReadyWithin = 30 * time.Second
+
+// waitListed waits until the metadata lists every topic of names with a
+// leader for each of its partitions, for at most topicsReadyWithin.
+func (a *Admin) waitListed(ctx context.Context, names []string) error {
+	ctx, cancel := context.WithTimeout(ctx, topicsReadyWithin)
+	defer cancel()
+	backoff := 20 * time.Millisecond
+	for {
+		md, err := a.metadata(ctx, names)
+		var waiting []string
+		if err == nil {
+			for _, n := range names {
+				if d, ok := md[n]; !ok || d.err != nil || d.leaderless > 0 || d.partitions == 0 {
+					waiting = append(waiting, n)
+				}
+			}
+			if len(waiting) == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("not listed with a leader for every partition yet: %s", strings.Join(waiting, ", "))
+			}
+			return fmt.Errorf("broker: topics not ready within %v: %w", topicsReadyWithin, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
 }
 
 func (a *Admin) check(ctx context.Context, specs []TopicSpec) error {

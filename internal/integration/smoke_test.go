@@ -79,12 +79,16 @@ func TestSmokeExactlyOnceCrashes(t *testing.T) {
 // smoke.Check found; the test has failed if it found problems.
 func smokeCrashes(t *testing.T, g smoke.Guarantee, stream uint64) smoke.Result {
 	bin := buildSmokeApp(t)
+	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
+	return smokeCrashesOn(t, bin, b.Addrs(), g, stream)
+}
+
+// smokeCrashesOn runs the crash scenario against the brokers at seeds.
+func smokeCrashesOn(t *testing.T, bin string, seeds []string, g smoke.Guarantee, stream uint64) smoke.Result {
 	seed := smokeSeed(t)
 	rng := rand.New(rand.NewPCG(seed, stream))
 	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
 
-	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
-	seeds := b.Addrs()
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, g)
 	names := []string{"a", "b", "c"}
@@ -251,10 +255,6 @@ func TestSmokeBrokerKilledExactlyOnce(t *testing.T) {
 // process that is SIGKILLed; otherwise it runs in the test and is closed.
 func smokeBrokerRestart(t *testing.T, g smoke.Guarantee, stream uint64, kill bool) {
 	bin := buildSmokeApp(t)
-	seed := smokeSeed(t)
-	rng := rand.New(rand.NewPCG(seed, stream))
-	in := smoke.Input{Keys: 50, Values: 1500}.WithDefaults()
-
 	dataDir := filepath.Join(t.TempDir(), "broker")
 	var seeds []string
 	var stopBroker, startBroker func()
@@ -285,6 +285,27 @@ func smokeBrokerRestart(t *testing.T, g smoke.Guarantee, stream uint64, kill boo
 			}
 		}
 	}
+	smokeRestarts(t, bin, smokeBroker{seeds: seeds, down: stopBroker, up: startBroker, what: "broker"}, g, stream)
+}
+
+// smokeBroker is what a restart scenario takes down and brings back: the
+// embedded broker, or one node of a cluster.
+type smokeBroker struct {
+	seeds []string
+	// down stops the broker (or node); up starts it again on the same
+	// address and data.
+	down, up func()
+	// what names it in the test's log.
+	what string
+}
+
+// smokeRestarts runs the scenario of TestSmokeBrokerRestart against b
+// under g, its random choices from the seed and stream.
+func smokeRestarts(t *testing.T, bin string, b smokeBroker, g smoke.Guarantee, stream uint64) {
+	seed := smokeSeed(t)
+	rng := rand.New(rand.NewPCG(seed, stream))
+	in := smoke.Input{Keys: 50, Values: 1500}.WithDefaults()
+	seeds := b.seeds
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, g)
 	r.restartExited = true
@@ -298,11 +319,11 @@ func smokeBrokerRestart(t *testing.T, g smoke.Guarantee, stream uint64, kill boo
 	restart := func(outage time.Duration) {
 		t.Helper()
 		lags := r.lag()
-		stopBroker()
+		b.down()
 		time.Sleep(outage)
-		startBroker()
+		b.up()
 		r.lastKill = time.Now()
-		t.Logf("broker restarted after %v down (group before: %v)", outage, lags)
+		t.Logf("%s restarted after %v down (group before: %v)", b.what, outage, lags)
 	}
 
 	cl := kafkatest.Client(t, seeds)
@@ -335,6 +356,12 @@ func smokeBrokerRestart(t *testing.T, g smoke.Guarantee, stream uint64, kill boo
 	if len(r.exits) > 0 {
 		t.Errorf("instances exited on their own around the broker restarts and had to be started again: %v", r.exits)
 	}
+}
+
+// embeddedBroker starts an embedded broker with a data directory for the
+// test and returns its address.
+func embeddedBroker(t *testing.T) []string {
+	return kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker"))).Addrs()
 }
 
 // smokeSessionTimeout is the instances' session timeout: the embedded
@@ -766,11 +793,13 @@ func lastLines(path string, n int) string {
 // the instance's loop, so no member processes much past its last commit;
 // the victim's tasks are reprocessed from their last commit, at most a few
 // commit intervals of input, however long the rebalance lasts.
-func TestSmokeCrashDuringRebalance(t *testing.T) {
+func TestSmokeCrashDuringRebalance(t *testing.T) { smokeCrashDuringRebalance(t, embeddedBroker) }
+
+// smokeCrashDuringRebalance runs the scenario of TestSmokeCrashDuringRebalance against brokers(t).
+func smokeCrashDuringRebalance(t *testing.T, brokers func(*testing.T) []string) {
 	bin := buildSmokeApp(t)
 	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
-	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
-	seeds := b.Addrs()
+	seeds := brokers(t)
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)
 	produced := r.startAndFeed(in, "a", "b", "c")
@@ -809,11 +838,13 @@ func TestSmokeCrashDuringRebalance(t *testing.T) {
 // input is counted and the copies have caught up: the survivor opens the
 // killed instance's tasks without replaying their changelogs, and the
 // outputs hold what at-least-once requires.
-func TestSmokeStandbyFailover(t *testing.T) {
+func TestSmokeStandbyFailover(t *testing.T) { smokeStandbyFailover(t, embeddedBroker) }
+
+// smokeStandbyFailover runs the scenario of TestSmokeStandbyFailover against brokers(t).
+func smokeStandbyFailover(t *testing.T, brokers func(*testing.T) []string) {
 	bin := buildSmokeApp(t)
 	in := smoke.Input{Keys: 50, Values: 2000}.WithDefaults()
-	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
-	seeds := b.Addrs()
+	seeds := brokers(t)
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)
 	r.standbys = 1
@@ -907,10 +938,14 @@ func TestSmokeStandbyFailover(t *testing.T) {
 // it replaces its producer and reopens its tasks from their committed
 // state, and the outputs hold what exactly-once requires.
 func TestSmokePausePastTransactionTimeout(t *testing.T) {
+	smokePausePastTransactionTimeout(t, embeddedBroker)
+}
+
+// smokePausePastTransactionTimeout runs the scenario of TestSmokePausePastTransactionTimeout against brokers(t).
+func smokePausePastTransactionTimeout(t *testing.T, brokers func(*testing.T) []string) {
 	bin := buildSmokeApp(t)
 	in := smoke.Input{Keys: 50, Values: 1500}.WithDefaults()
-	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
-	seeds := b.Addrs()
+	seeds := brokers(t)
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.ExactlyOnce)
 	r.session = 30 * time.Second // longer than the pause: the group keeps the paused member
@@ -947,10 +982,14 @@ func TestSmokePausePastTransactionTimeout(t *testing.T) {
 // session timeout: the coordinator hands it its last assignment back
 // without a rebalance, and it must keep its standby copies.
 func TestSmokeStaticRestartKeepsStandbys(t *testing.T) {
+	smokeStaticRestartKeepsStandbys(t, embeddedBroker)
+}
+
+// smokeStaticRestartKeepsStandbys runs the scenario of TestSmokeStaticRestartKeepsStandbys against brokers(t).
+func smokeStaticRestartKeepsStandbys(t *testing.T, brokers func(*testing.T) []string) {
 	bin := buildSmokeApp(t)
 	in := smoke.Input{Keys: 50, Values: 400}.WithDefaults()
-	b := kafkatest.Broker(t, embedded.DataDir(filepath.Join(t.TempDir(), "broker")))
-	seeds := b.Addrs()
+	seeds := brokers(t)
 	kafkatest.CreateTopic(t, seeds, smoke.InputTopic, smoke.InputPartitions)
 	r := newSmokeRun(t, bin, seeds, smoke.AtLeastOnce)
 	r.session, r.static, r.standbys = 30*time.Second, true, 1
