@@ -31,9 +31,10 @@ import (
 func init() {
 	register(command{
 		name:    "count",
-		summary: "W2: count per key over 100,000 keys, write each changed count (raw franz-go, kappa, goka)",
+		summary: "W2: count per key over 100,000 keys, write each changed count (raw franz-go, kappa, goka, kstreams, quix)",
 		run:     runCount,
 	})
+	isolatable["count"] = func(p childParams) []contender { return w2Contenders(p.commitInterval, p.cacheBytes) }
 }
 
 const (
@@ -62,13 +63,15 @@ func runCount(args []string) error {
 	if err != nil {
 		return err
 	}
+	h.params = childParams{commitInterval: *every, cacheBytes: *cache}
 	sums, err := h.runAll(ctx, w2Contenders(*every, *cache), in, exp)
 	if err != nil {
 		return err
 	}
 	title := fmt.Sprintf("W2 count: %d records, %d partitions, %d-byte values, %d distinct keys, commit interval %v, %d run(s); records/s are input records",
 		f.records, f.partitions, f.valueSize, w2Keys, *every, f.runs)
-	printTable(os.Stdout, title, "count", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"}})
+	printTable(os.Stdout, title, "count", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"},
+		{"kappa", "kstreams"}, {"kappa", "quix"}})
 	return nil
 }
 
@@ -176,7 +179,31 @@ func w2Contenders(every time.Duration, cacheBytes int64) []contender {
 			notes: metricsScrapedNotes},
 		{key: "goka", name: "goka", run: func(ctx context.Context, j job) error { return gokaW2(ctx, j, every) },
 			notes: "goka " + gokaVersion + ", sarama " + saramaVersion + " (protocol V2_1_0_0); group table (Persist) in goka's default LevelDB storage, Emit per record; no compression"},
+		kstreamsCount("kstreams", "kafka streams", every, cacheBytes, "at_least_once"),
+		{key: "quix", name: "quix streams", run: quixRun("count", every.Seconds()), child: true,
+			missing: (*peerFlags).quixMissing,
+			notes: fmt.Sprintf("Quix Streams 3 (confluent-kafka): dataframe(bytes) → apply(count, stateful) → to_topic, every count written (Quix has no record cache); "+
+				"RocksDB state with its changelog; commit_interval %v; in a child process", every)},
 	}
+}
+
+// kstreamsCount is W2's count in Kafka Streams as the contender key, under
+// the processing guarantee g (processing.guarantee), committing every
+// every with Kappa's cache budget.
+func kstreamsCount(key, name string, every time.Duration, cacheBytes int64, g string) contender {
+	p := childParams{commitInterval: every, cacheBytes: cacheBytes}
+	return contender{key: key, name: name, child: true, missing: (*peerFlags).kstreamsMissing,
+		run: kstreamsRun("count", func(job) []string { return append(commitArgs(p), "--guarantee", g) }, nil),
+		notes: kstreamsNotes(fmt.Sprintf("stream(String, ByteArray) → groupByKey → count(Materialized.as(\"counts\")) → toStream → to(String, Long); "+
+			"processing.guarantee %s, commit.interval.ms %d, statestore.cache.max.bytes %s", g, every.Milliseconds(), kstreamsCacheNote(cacheBytes)))}
+}
+
+// kstreamsCacheNote is the cache budget commitArgs gives, for the notes.
+func kstreamsCacheNote(cacheBytes int64) string {
+	if cacheBytes < 0 {
+		return "32 MiB (Kappa's default)"
+	}
+	return fmt.Sprint(cacheBytes)
 }
 
 // count is one key's count in the raw loop.
@@ -372,6 +399,9 @@ func newKappaApp(j job, b *stream.Builder, dir string, every time.Duration, cach
 	}
 	opts := []kappa.Opt{kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false),
 		kappa.StateDir(dir), kappa.CommitInterval(every)}
+	if j.Replicas > 0 {
+		opts = append(opts, kappa.ReplicationFactor(j.Replicas))
+	}
 	if cacheBytes >= 0 {
 		opts = append(opts, kappa.CacheBytes(cacheBytes))
 	}

@@ -26,9 +26,10 @@ import (
 func init() {
 	register(command{
 		name:    "eos",
-		summary: "W4: W2's count exactly-once against at-least-once, both committing every 100ms (kappa)",
+		summary: "W4: W2's count exactly-once against at-least-once, both committing every 100ms (kappa, kstreams)",
 		run:     runEOS,
 	})
+	isolatable["eos"] = func(p childParams) []contender { return w4Contenders(p.commitInterval, p.cacheBytes) }
 }
 
 // w4DefaultCommit is kappa's default commit interval at-least-once
@@ -80,9 +81,10 @@ func runEOS(args []string) error {
 			return completeW2Committed(ctx, h, j, want)
 		},
 	}
+	h.params = childParams{commitInterval: *every, cacheBytes: *cache}
 	sums, err := h.runEach(ctx, w4Contenders(*every, *cache), func(c contender, run int) trial {
 		exp := alos
-		if c.key == "eos" {
+		if c.key == "eos" || c.key == "kstreams-eos" {
 			exp = eos
 		}
 		return h.measure(ctx, c, run, in, exp)
@@ -92,7 +94,8 @@ func runEOS(args []string) error {
 	}
 	title := fmt.Sprintf("W4 exactly-once: W2's count, %d records, %d partitions, %d-byte values, %d distinct keys, commit interval %v (alos30s: %v), %d run(s); records/s are input records",
 		f.records, f.partitions, f.valueSize, w2Keys, *every, w4DefaultCommit, f.runs)
-	printTable(os.Stdout, title, "eos", sums, [][2]string{{"eos", "alos"}, {"eos", "alos30s"}})
+	printTable(os.Stdout, title, "eos", sums, [][2]string{{"eos", "alos"}, {"eos", "alos30s"},
+		{"kstreams-eos", "kstreams-alos"}, {"eos", "kstreams-eos"}, {"alos", "kstreams-alos"}, {"alos30s", "kstreams-alos30s"}})
 	return nil
 }
 
@@ -108,6 +111,9 @@ func w4Contenders(every time.Duration, cacheBytes int64) []contender {
 		{key: "alos30s", name: "kappa at-least-once, 30s commits", run: func(ctx context.Context, j job) error {
 			return kappaW4(ctx, j, w4DefaultCommit, cacheBytes, kappa.AtLeastOnce)
 		}, notes: fmt.Sprintf("Guarantee(AtLeastOnce), CommitInterval(%v) (the default; the drain's stop commits at once); %s", w4DefaultCommit, topology)},
+		kstreamsCount("kstreams-eos", "kafka streams exactly_once_v2", every, cacheBytes, "exactly_once_v2"),
+		kstreamsCount("kstreams-alos", "kafka streams at_least_once", every, cacheBytes, "at_least_once"),
+		kstreamsCount("kstreams-alos30s", "kafka streams at_least_once, 30s commits", w4DefaultCommit, cacheBytes, "at_least_once"),
 	}
 }
 

@@ -1,9 +1,10 @@
 package main
 
-// The harness is shared by every workload: it starts the embedded broker,
-// runs each contender against the same input, measures it from outside by
-// watching its output topic's end offsets, checks its output, and prints
-// the table.
+// The harness is shared by every workload: it starts the embedded broker
+// (or dials the cluster of -brokers), runs each contender against the same
+// input, measures it from outside by watching its output topic's end
+// offsets, checks its output, and prints the table. Contenders that run as
+// child processes (child.go) are also measured for peak RSS and CPU time.
 
 import (
 	"context"
@@ -16,6 +17,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/kappa-streams/kappa/broker"
 	"github.com/kappa-streams/kappa/broker/embedded"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -43,6 +46,7 @@ type commonFlags struct {
 	contenders string
 	cpuprofile string
 	profile    string
+	peers      peerFlags
 }
 
 func (f *commonFlags) register(fs *flag.FlagSet, defaultRecords int) {
@@ -62,6 +66,7 @@ func (f *commonFlags) registerWith(fs *flag.FlagSet, defaultRecords int, contend
 	fs.StringVar(&f.contenders, "contenders", contenders, "comma-separated contenders to run, in this order")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of one contender's first run (from its start to its last output) to this file")
 	fs.StringVar(&f.profile, "profile", "kappa", "the contender -cpuprofile profiles")
+	f.peers.register(fs)
 }
 
 func (f *commonFlags) validate() error {
@@ -84,6 +89,7 @@ func (f *commonFlags) validate() error {
 	if f.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-timeout %v: must be positive", f.timeout))
 	}
+	errs = append(errs, f.peers.validate())
 	return errors.Join(errs...)
 }
 
@@ -98,6 +104,19 @@ type job struct {
 	// has processed. Workloads measured by draining (expectation.Inputs)
 	// need it; the others ignore it.
 	Progress *progress
+	// Proc is where a contender that runs as a child process (runChild)
+	// leaves what was measured of it: peak RSS and CPU time.
+	Proc *procStats
+	// Peers holds the flags of the contenders in other languages.
+	Peers *peerFlags
+	// Kfake is true when the broker is franz-go's kfake: the embedded
+	// broker, or -brokers with -kfake. The kstreams contenders then work
+	// around its answers that Kafka's Java clients reject.
+	Kfake bool
+	// Replicas, when positive, is the replication factor of the topics a
+	// Kappa contender creates (kappa.ReplicationFactor): -replication on
+	// an external cluster; 0 keeps Kappa's default.
+	Replicas int
 }
 
 // progress is a contender's count of processed input records, as the
@@ -124,6 +143,13 @@ type contender struct {
 	name  string // the name in the table
 	notes string // how it is configured, for the table
 	run   func(ctx context.Context, j job) error
+	// child marks a contender that runs as a child process of its own
+	// (kstreams, quix): -isolate leaves it as it is.
+	child bool
+	// missing, when set, says why the contender cannot run on this
+	// machine (no java, no jar, no quixstreams), or returns "". Such a
+	// contender is skipped with that message.
+	missing func(p *peerFlags) string
 }
 
 // expectation is what a correct contender writes: Count records whose
@@ -179,49 +205,94 @@ type trial struct {
 	// over the time its Throughput is measured by.
 	Results    int64
 	ResultRate float64
-	Err        error
+	// Counted is the number of records Throughput counts.
+	Counted int64
+	// PeakRSS (bytes) and CPU, the CPU time from t0 to t1, are measured
+	// of a contender that ran as a child process; 0 otherwise.
+	PeakRSS int64
+	CPU     time.Duration
+	Err     error
+}
+
+// cpuPerMillion is the trial's CPU seconds per million counted records.
+func (t trial) cpuPerMillion() float64 {
+	if t.Counted <= 0 {
+		return 0
+	}
+	return t.CPU.Seconds() * 1e6 / float64(t.Counted)
 }
 
 // harness holds the broker and the clients that measure and check.
 type harness struct {
 	workload string
 	flags    *commonFlags
-	broker   *embedded.Broker
+	broker   *embedded.Broker // nil with -brokers
 	addrs    []string
-	conn     *broker.Conn
-	cl       *kgo.Client // for end offsets
-	recSeed  maphash.Seed
+	// nonce makes the names of output topics and groups unique to this
+	// invocation on an external cluster, which keeps them; "" on the
+	// embedded broker.
+	nonce string
+	// params are what a Go contender needs to be rebuilt in a child
+	// process with -isolate; the workload sets them.
+	params  childParams
+	conn    *broker.Conn
+	cl      *kgo.Client // for end offsets
+	recSeed maphash.Seed
 	// startLabel names t0 in the table's notes; "first output" unless the
 	// workload sets it.
 	startLabel string
 }
 
 func newHarness(ctx context.Context, workload string, flags *commonFlags) (*harness, error) {
-	b, err := embedded.New(embedded.DefaultPartitions(flags.partitions))
-	if err != nil {
-		return nil, err
+	var (
+		b     *embedded.Broker
+		addrs []string
+		nonce string
+	)
+	if flags.peers.brokers != "" {
+		addrs = strings.Split(flags.peers.brokers, ",")
+		nonce = "-" + strconv.FormatInt(time.Now().Unix(), 36)
+	} else {
+		var err error
+		if b, err = embedded.New(embedded.DefaultPartitions(flags.partitions)); err != nil {
+			return nil, err
+		}
+		addrs = b.Addrs()
 	}
-	addrs := b.Addrs()
+	closeBroker := func() {
+		if b != nil {
+			b.Close()
+		}
+	}
 	conn, err := broker.Connect(ctx, addrs, broker.ClientID("bench-harness"))
 	if err != nil {
-		b.Close()
+		closeBroker()
 		return nil, err
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ClientID("bench-watch"))
 	if err != nil {
 		conn.Close()
-		b.Close()
+		closeBroker()
 		return nil, err
 	}
-	logf("embedded broker at %s", strings.Join(addrs, ","))
-	return &harness{workload: workload, flags: flags, broker: b, addrs: addrs, conn: conn, cl: cl,
-		recSeed: maphash.MakeSeed(), startLabel: "first output"}, nil
+	if b != nil {
+		logf("embedded broker at %s", strings.Join(addrs, ","))
+	} else {
+		logf("external cluster at %s; topics with replication factor %d; run names end in %s", strings.Join(addrs, ","), flags.peers.replicas, nonce)
+	}
+	return &harness{workload: workload, flags: flags, broker: b, addrs: addrs, nonce: nonce, conn: conn, cl: cl,
+		recSeed: maphash.MakeSeed(), startLabel: "first output", params: childParams{cacheBytes: -1, commitInterval: time.Second}}, nil
 }
+
+// kfake reports whether the broker is franz-go's kfake (see job.Kfake).
+func (h *harness) kfake() bool { return h.broker != nil || h.flags.peers.kfake }
 
 func (h *harness) Close() {
 	h.cl.Close()
 	h.conn.Close()
-	h.broker.Close()
+	if h.broker != nil {
+		h.broker.Close()
+	}
 }
 
 // recordHash is the hash of one key/value pair; the checksum of a topic is
@@ -240,7 +311,46 @@ func (h *harness) recordHash(key, value []byte) uint64 {
 }
 
 func (h *harness) createTopic(ctx context.Context, name string, partitions int32) error {
-	return h.conn.Admin().Create(ctx, broker.TopicSpec{Name: name, Partitions: partitions})
+	return h.createTopicWith(ctx, name, partitions, nil)
+}
+
+// createTopicWith creates a topic with configs and the replication factor
+// of -replication. On an external cluster, a topic of that name left by
+// an earlier run is deleted first.
+func (h *harness) createTopicWith(ctx context.Context, name string, partitions int32, configs map[string]string) error {
+	var cfg map[string]*string
+	for k, v := range configs {
+		if cfg == nil {
+			cfg = make(map[string]*string)
+		}
+		cfg[k] = kadm.StringPtr(v)
+	}
+	adm := kadm.NewClient(h.cl)
+	rf := int16(h.flags.peers.replicas)
+	deadline := time.Now().Add(time.Minute)
+	for deleted := false; ; {
+		resp, err := adm.CreateTopic(ctx, partitions, rf, cfg, name)
+		if err == nil {
+			err = resp.Err
+		}
+		switch {
+		case err == nil:
+			return nil
+		case h.broker != nil || time.Now().After(deadline):
+			return fmt.Errorf("creating topic %s: %w", name, err)
+		case errors.Is(err, kerr.TopicAlreadyExists) && !deleted:
+			logf("topic %s exists: deleting it, to fill it anew", name)
+			if err := h.conn.Admin().Delete(ctx, name); err != nil {
+				return err
+			}
+			deleted = true
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			// Still being deleted.
+		default:
+			return fmt.Errorf("creating topic %s: %w", name, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // endOffsets returns the sum of the high watermarks of topic's partitions.
@@ -350,9 +460,15 @@ func (h *harness) measure(ctx context.Context, c contender, run int, in string, 
 	j := job{
 		Brokers:    h.addrs,
 		In:         in,
-		Out:        fmt.Sprintf("%s-out-%s-%d", h.workload, c.key, run),
-		Group:      fmt.Sprintf("bench-%s-%s-%d", h.workload, c.key, run),
+		Out:        fmt.Sprintf("%s-out-%s-%d%s", h.workload, c.key, run, h.nonce),
+		Group:      fmt.Sprintf("bench-%s-%s-%d%s", h.workload, c.key, run, h.nonce),
 		Partitions: parts,
+		Proc:       new(procStats),
+		Peers:      &h.flags.peers,
+		Kfake:      h.kfake(),
+	}
+	if h.broker == nil {
+		j.Replicas = h.flags.peers.replicas
 	}
 	if err := h.createTopic(ctx, j.Out, parts); err != nil {
 		return trial{Err: err}
@@ -388,9 +504,10 @@ func (h *harness) measure(ctx context.Context, c contender, run int, in string, 
 			tr.Err = err
 			return tr
 		}
-		logf("%s: run %d: %.0f input records/s, wall %v (%s after %v, output complete %v after the last input); output verified",
+		addProc(&tr, j.Proc, start)
+		logf("%s: run %d: %.0f input records/s, wall %v (%s after %v, output complete %v after the last input)%s; output verified",
 			c.key, run+1, tr.Throughput, tr.Wall.Round(time.Millisecond), h.startLabel,
-			tr.Startup.Round(time.Millisecond), tr.Tail.Round(time.Millisecond))
+			tr.Startup.Round(time.Millisecond), tr.Tail.Round(time.Millisecond), procNote(tr))
 		return tr
 	}
 
@@ -415,10 +532,33 @@ func (h *harness) measure(ctx context.Context, c contender, run int, in string, 
 		tr.Err = fmt.Errorf("wrong output: %w", err)
 		return tr
 	}
-	logf("%s: run %d: %.0f records/s, wall %v (first output after %v); output verified",
-		c.key, run+1, tr.Throughput, tr.Wall.Round(time.Millisecond), tr.Startup.Round(time.Millisecond))
+	addProc(&tr, j.Proc, start)
+	logf("%s: run %d: %.0f records/s, wall %v (first output after %v)%s; output verified",
+		c.key, run+1, tr.Throughput, tr.Wall.Round(time.Millisecond), tr.Startup.Round(time.Millisecond), procNote(tr))
 	return tr
 }
+
+// addProc adds to tr what was measured of a contender that ran as a child
+// process, started at start: its peak RSS, and its CPU time from t0 to t1
+// (start+Startup to start+Wall).
+func addProc(tr *trial, p *procStats, start time.Time) {
+	if !p.measured() {
+		return
+	}
+	tr.PeakRSS = p.peak()
+	tr.CPU = p.cpuBetween(start.Add(tr.Startup), start.Add(tr.Wall))
+}
+
+// procNote describes tr's peak RSS and CPU time for the log, or is "".
+func procNote(tr trial) string {
+	if tr.PeakRSS == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", peak RSS %s, CPU %v (%.2f s per million records)", mib(tr.PeakRSS), tr.CPU.Round(time.Millisecond), tr.cpuPerMillion())
+}
+
+// mib formats bytes in MiB.
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
 // startProfile starts the CPU profile if -cpuprofile asks for this
 // contender's run. The returned stop writes it; it may be called more
@@ -574,6 +714,7 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 		Tail:       max(0, t1.Sub(drained)),
 		Results:    written,
 		ResultRate: float64(written) / t1.Sub(t0).Seconds(),
+		Counted:    counted,
 	}, nil
 }
 
@@ -788,6 +929,7 @@ func (h *harness) watch(ctx context.Context, c contender, j job, exp expectation
 				Throughput: float64(exp.Count) / now.Sub(t0).Seconds(),
 				Wall:       now.Sub(start),
 				Startup:    t0.Sub(start),
+				Counted:    exp.Count,
 			}, nil
 		}
 		if now.Sub(lastLog) >= time.Second {
@@ -868,6 +1010,23 @@ func (h *harness) runEach(ctx context.Context, all []contender, measure func(c c
 		}
 		chosen = append(chosen, all[i])
 	}
+	skipped := make(map[string]string)
+	for _, c := range chosen {
+		if c.missing != nil {
+			if why := c.missing(&h.flags.peers); why != "" {
+				logf("%s: skipped: %s", c.key, why)
+				skipped[c.key] = why
+			}
+		}
+	}
+	chosen = slices.DeleteFunc(chosen, func(c contender) bool { return skipped[c.key] != "" })
+	if h.isolating(chosen) {
+		for i, c := range chosen {
+			if !c.child && c.run != nil {
+				chosen[i] = h.isolate(c)
+			}
+		}
+	}
 	// Warm-up runs take the run numbers after the measured ones, so
 	// topic and group names stay unique and -cpuprofile still profiles
 	// measured run 0.
@@ -900,7 +1059,28 @@ func (h *harness) runEach(ctx context.Context, all []contender, measure func(c c
 	for i, c := range chosen {
 		out[i] = summarise(c, trials[i], h.startLabel)
 	}
+	// Skipped contenders keep their place in the table.
+	for _, k := range strings.Split(h.flags.contenders, ",") {
+		k = strings.TrimSpace(k)
+		if why := skipped[k]; why != "" {
+			i := slices.IndexFunc(all, func(c contender) bool { return c.key == k })
+			out = append(out, summary{c: all[i], notes: "skipped: " + why})
+		}
+	}
 	return out, nil
+}
+
+// isolating reports whether the Go contenders among chosen run in child
+// processes: -isolate on, or auto with a contender that runs as a child
+// process anyway (kstreams, quix) among them.
+func (h *harness) isolating(chosen []contender) bool {
+	switch h.flags.peers.isolate {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	return slices.ContainsFunc(chosen, func(c contender) bool { return c.child })
 }
 
 // summary is a contender's line in the table.
@@ -909,8 +1089,12 @@ type summary struct {
 	ok         bool
 	throughput float64 // median of the successful runs
 	wall       time.Duration
-	notes      string
-	good       []trial // the successful runs, in order
+	// rss (bytes) and cpuPerM (CPU seconds per million records) are the
+	// medians of a contender that ran as a child process; 0 otherwise.
+	rss     float64
+	cpuPerM float64
+	notes   string
+	good    []trial // the successful runs, in order
 }
 
 // summarise makes a contender's line from its trials; startLabel names
@@ -941,6 +1125,10 @@ func summarise(c contender, trials []trial, startLabel string) summary {
 	s.good = good
 	s.throughput = median(good, func(t trial) float64 { return t.Throughput })
 	s.wall = time.Duration(median(good, func(t trial) float64 { return float64(t.Wall) }))
+	if !slices.ContainsFunc(good, func(t trial) bool { return t.PeakRSS == 0 }) {
+		s.rss = median(good, func(t trial) float64 { return float64(t.PeakRSS) })
+		s.cpuPerM = median(good, func(t trial) float64 { return t.cpuPerMillion() })
+	}
 	startup := time.Duration(median(good, func(t trial) float64 { return float64(t.Startup) }))
 	notes = append(notes, fmt.Sprintf("%s after %v", startLabel, startup.Round(time.Millisecond)))
 	if good[0].Drained {
@@ -953,6 +1141,14 @@ func summarise(c contender, trials []trial, startLabel string) summary {
 			each = append(each, groupDigits(t.Throughput))
 		}
 		notes = append(notes, fmt.Sprintf("median of %d runs (%s)", len(good), strings.Join(each, ", ")))
+		if s.rss > 0 {
+			var rss, cpu []string
+			for _, t := range good {
+				rss = append(rss, mib(t.PeakRSS))
+				cpu = append(cpu, fmt.Sprintf("%.2f", t.cpuPerMillion()))
+			}
+			notes = append(notes, fmt.Sprintf("peak RSS of the runs (%s), CPU s per million records (%s)", strings.Join(rss, ", "), strings.Join(cpu, ", ")))
+		}
 	}
 	if len(errs) > 0 {
 		notes = append(notes, fmt.Sprintf("%d of %d runs failed: %s", len(errs), len(trials), errs[0]))
@@ -979,21 +1175,76 @@ func median(ts []trial, f func(trial) float64) float64 {
 // entry whose denominator failed is left out, one whose numerator failed
 // is 0.00. Ratios are given to two decimals, or two significant digits
 // below 0.01.
+//
+// When a contender ran as a child process, the table has two more
+// columns, its peak RSS and CPU seconds per million records, and the
+// RESULT line gives each ratio whose two contenders both have a peak RSS
+// again as a ratio of peak RSS, named a/b.rss, and of CPU per record,
+// named a/b.cpu.
 func printTable(w io.Writer, title, workload string, sums []summary, ratios [][2]string) {
 	fmt.Fprintf(w, "%s\n\n", title)
 	fmt.Fprintf(w, "machine: %s\n\n", machineInfo())
-	fmt.Fprintln(w, "| contender | records/s | wall time | notes |")
-	fmt.Fprintln(w, "|---|---:|---:|---|")
+	procs := slices.ContainsFunc(sums, func(s summary) bool { return s.rss > 0 })
+	if procs {
+		fmt.Fprintln(w, "| contender | records/s | peak RSS | CPU s / M records | wall time | notes |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|")
+	} else {
+		fmt.Fprintln(w, "| contender | records/s | wall time | notes |")
+		fmt.Fprintln(w, "|---|---:|---:|---|")
+	}
 	for _, s := range sums {
 		if !s.ok {
-			fmt.Fprintf(w, "| %s | – | – | %s |\n", s.c.name, escapeCell(s.notes))
+			if procs {
+				fmt.Fprintf(w, "| %s | – | – | – | – | %s |\n", s.c.name, escapeCell(s.notes))
+			} else {
+				fmt.Fprintf(w, "| %s | – | – | %s |\n", s.c.name, escapeCell(s.notes))
+			}
+			continue
+		}
+		if procs {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", s.c.name, groupDigits(s.throughput), rssCell(s), cpuCell(s),
+				s.wall.Round(time.Millisecond), escapeCell(s.notes))
 			continue
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", s.c.name, groupDigits(s.throughput),
 			s.wall.Round(time.Millisecond), escapeCell(s.notes))
 	}
 	line := appendRatios("RESULT "+workload, sums, ratios, "", func(s summary) float64 { return s.throughput })
+	line = appendProcRatios(line, sums, ratios)
 	fmt.Fprintf(w, "\n%s\n", line)
+}
+
+// rssCell and cpuCell are a summary's peak RSS and CPU per million
+// records for the table, or "–" for a contender that ran in the
+// harness's process.
+func rssCell(s summary) string {
+	if s.rss <= 0 {
+		return "–"
+	}
+	return mib(int64(s.rss))
+}
+
+func cpuCell(s summary) string {
+	if s.rss <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", s.cpuPerM)
+}
+
+// appendProcRatios appends to line, for each pair of ratios whose two
+// contenders both ran as child processes and succeeded, " a/b.rss=<ratio>"
+// of their peak RSS and " a/b.cpu=<ratio>" of their CPU per record.
+func appendProcRatios(line string, sums []summary, ratios [][2]string) string {
+	var both [][2]string
+	for _, r := range ratios {
+		num := slices.IndexFunc(sums, func(s summary) bool { return s.c.key == r[0] })
+		den := slices.IndexFunc(sums, func(s summary) bool { return s.c.key == r[1] })
+		if num >= 0 && den >= 0 && sums[num].ok && sums[den].ok && sums[num].rss > 0 && sums[den].rss > 0 {
+			both = append(both, r)
+		}
+	}
+	line = appendRatios(line, sums, both, ".rss", func(s summary) float64 { return s.rss })
+	return appendRatios(line, sums, both, ".cpu", func(s summary) float64 { return s.cpuPerM })
 }
 
 // appendRatios appends to line an entry " a/b<suffix>=<ratio>" for each

@@ -13,6 +13,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kappa-streams/kappa"
@@ -25,9 +27,10 @@ import (
 func init() {
 	register(command{
 		name:    "joins",
-		summary: "W8: W2's count against a stream–table join with 100,000 articles and a 10-minute stream–stream join (kappa)",
+		summary: "W8: W2's count against a stream–table join with 100,000 articles and a 10-minute stream–stream join (kappa, kstreams)",
 		run:     runJoins,
 	})
+	isolatable["joins"] = func(p childParams) []contender { return w8Contenders(p.commitInterval, p.cacheBytes, 0) }
 }
 
 // The input topics. The clicks are W2's input: the count and the
@@ -115,8 +118,10 @@ func runJoins(args []string) error {
 		return err
 	}
 	ins := map[string]string{"count": w8Clicks, "streamtable": w8Clicks, "streamstream": w8AdClicks}
+	h.params = childParams{commitInterval: *every, cacheBytes: *cache}
 	sums, err := h.runEach(ctx, w8Contenders(*every, *cache, f.records), func(c contender, run int) trial {
-		return h.measure(ctx, c, run, ins[c.key], exps[c.key])
+		k := strings.TrimPrefix(c.key, "kstreams-")
+		return h.measure(ctx, c, run, ins[k], exps[k])
 	})
 	if err != nil {
 		return err
@@ -125,7 +130,8 @@ func runJoins(args []string) error {
 		"%d impressions (+%v each, %d never clicked) and %d clicks %v–%v after their impression joined within %v; %d partitions, commit interval %v, %d run(s); records/s are click records",
 		f.records, f.valueSize, w2Keys, w2Keys, f.valueSize,
 		w8ImpressionCount(f.records), w8Step, w8ImpressionCount(f.records)-f.records, f.records, w8ClickMin, w8ClickMax, w8Window, f.partitions, *every, f.runs)
-	printTable(os.Stdout, title, "joins", sums, [][2]string{{"streamtable", "count"}, {"streamstream", "count"}})
+	printTable(os.Stdout, title, "joins", sums, [][2]string{{"streamtable", "count"}, {"streamstream", "count"},
+		{"count", "kstreams-count"}, {"streamtable", "kstreams-streamtable"}, {"streamstream", "kstreams-streamstream"}})
 	return nil
 }
 
@@ -273,6 +279,7 @@ func produceW8Streams(ctx context.Context, h *harness, f *commonFlags) (expectat
 func w8Contenders(every time.Duration, cacheBytes int64, records int) []contender {
 	cacheNote := kappaCacheNote(cacheBytes)
 	impressions := w8ImpressionCount(records)
+	p := childParams{commitInterval: every, cacheBytes: cacheBytes}
 	return []contender{
 		kappaCountContender(every, cacheBytes, "W2's topology on the clicks"),
 		{key: "streamtable", name: "kappa stream–table join", run: func(ctx context.Context, j job) error { return kappaStreamTable(ctx, j, every, cacheBytes) },
@@ -282,6 +289,22 @@ func w8Contenders(every time.Duration, cacheBytes int64, records int) []contende
 			notes: fmt.Sprintf("From(impressions, String, Bytes), From(clicks, String, Bytes) → JoinStreams(%v) → To(String, Bytes); two segmented LevelDB record stores (retention %v, records also in memory within the cache budget), changelogs, %s; "+
 				"timed from its first input; it also processes the %d impressions, which records/s does not count (all inputs/s = %.2f × records/s)",
 				w8Window, w8Window.Retention(), cacheNote, impressions, float64(records+impressions)/float64(records))},
+		kstreamsCount("kstreams-count", "kafka streams count", every, cacheBytes, "at_least_once"),
+		{key: "kstreams-streamtable", name: "kafka streams stream–table join", child: true, missing: (*peerFlags).kstreamsMissing,
+			run: kstreamsRun("streamtable", func(job) []string {
+				return append(commitArgs(p), "--articles", w8Articles, "--max-task-idle-ms", strconv.FormatInt(w8TaskIdle.Milliseconds(), 10))
+			}, func(n int64) int64 { return max(0, n-w2Keys) }),
+			notes: kstreamsNotes(fmt.Sprintf("table(articles, Materialized.as(\"articles\")), stream(clicks).join(table, Joined.with(String, ByteArray, ByteArray)) → to; "+
+				"max.task.idle.ms %d (Kappa's MaxTaskIdle), commit.interval.ms %d, statestore.cache.max.bytes %s; timed as Kappa's, from the moment it has processed more records (process-total) than the %d articles",
+				w8TaskIdle.Milliseconds(), every.Milliseconds(), kstreamsCacheNote(cacheBytes), w2Keys))},
+		{key: "kstreams-streamstream", name: "kafka streams stream–stream join", child: true, missing: (*peerFlags).kstreamsMissing,
+			run: kstreamsRun("streamstream", func(job) []string {
+				return slices.Concat(commitArgs(p), []string{"--impressions", w8Impressions, "--max-task-idle-ms", "100"},
+					msArg("before-ms", w8Window.Before()), msArg("after-ms", w8Window.After()), msArg("grace-ms", w8Window.GracePeriod()))
+			}, nil),
+			notes: kstreamsNotes(fmt.Sprintf("stream(impressions).join(stream(clicks), JoinWindows.ofTimeDifferenceAndGrace(%v, %v).before(%v), StreamJoined.with(String, ByteArray, ByteArray)) → to; "+
+				"max.task.idle.ms 100 (Kappa's default MaxTaskIdle; Kafka Streams' default is 0), commit.interval.ms %d, statestore.cache.max.bytes %s; it also processes the impressions",
+				w8Window.After(), w8Window.GracePeriod(), w8Window.Before(), every.Milliseconds(), kstreamsCacheNote(cacheBytes)))},
 	}
 }
 

@@ -9,16 +9,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/kappa-streams/kappa"
-	"github.com/kappa-streams/kappa/broker"
 	"github.com/kappa-streams/kappa/codec"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/kappa-streams/kappa/state"
@@ -32,9 +33,16 @@ import (
 func init() {
 	register(command{
 		name:    "restore",
-		summary: "W5: restore a store of N distinct keys from its changelog (raw franz-go + goleveldb, kappa)",
+		summary: "W5: restore a store of N distinct keys from its changelog (raw franz-go + goleveldb, kappa, kstreams)",
 		run:     runRestore,
 	})
+}
+
+// w5Restorers are the restore contenders' restorers by key; kstreams
+// brings its own (kstreamsRestore).
+var w5Restorers = map[string]restorer{
+	"raw":   {restore: rawRestore, scan: scanRaw},
+	"kappa": {restore: kappaRestore, scan: scanKappa},
 }
 
 const (
@@ -59,16 +67,50 @@ type restoreJob struct {
 
 // restoreTiming is what a restore contender measures: when it started,
 // when its restore began (for Kappa, when its tasks were assigned), and
-// when the last record was written to its store.
+// when the last record was written to its store. A contender in a child
+// process also says what its store held: Keys records whose
+// portableHash values sum to PortableSum.
 type restoreTiming struct {
 	Start, Began, Done time.Time
+	Keys               int64
+	PortableSum        uint64
+	// Proc is what was measured of the child process, if any.
+	Proc *procStats
 }
 
 // restorer is a restore contender: restore fills a store under rj.Dir
-// and stops; scan then reads the store back for the check.
+// and stops; scan then reads the store back for the check. A restorer in
+// a child process (kstreams, or any with -isolate) has no scan: its child
+// reads the store back itself and restore returns what it found as
+// restoreTiming.Keys and PortableSum (portableHash).
 type restorer struct {
 	restore func(ctx context.Context, rj restoreJob) (restoreTiming, error)
 	scan    func(rj restoreJob, fn func(key, value []byte)) error
+}
+
+// portableHash is the FNV-1a hash (64 bits) of the key's length as 8
+// bytes little-endian, the key and the value: a record checksum that a
+// child process in another language computes alike (KStreamsBench.java
+// portableHash). The checksum of a store is the sum of its records'.
+func portableHash(key, value []byte) uint64 {
+	const (
+		offset = 0xcbf29ce484222325
+		prime  = 0x100000001b3
+	)
+	h := uint64(offset)
+	for i, l := 0, uint64(len(key)); i < 8; i++ {
+		h ^= (l >> (8 * i)) & 0xff
+		h *= prime
+	}
+	for _, b := range key {
+		h ^= uint64(b)
+		h *= prime
+	}
+	for _, b := range value {
+		h ^= uint64(b)
+		h *= prime
+	}
+	return h
 }
 
 func runRestore(args []string) error {
@@ -94,14 +136,13 @@ func runRestore(args []string) error {
 
 	parts := int32(f.partitions)
 	changelog := processor.ChangelogRef(w5Store).Resolve(w5App)
-	if err := h.conn.Admin().Create(ctx, broker.TopicSpec{Name: changelog, Partitions: parts,
-		Configs: map[string]string{"cleanup.policy": "compact"}}); err != nil {
+	if err := h.createTopicWith(ctx, changelog, parts, map[string]string{"cleanup.policy": "compact"}); err != nil {
 		return err
 	}
 	if err := h.createTopic(ctx, w5In, parts); err != nil {
 		return err
 	}
-	want, err := produceW5(ctx, h, changelog, &f)
+	want, portable, err := produceW5(ctx, h, changelog, &f)
 	if err != nil {
 		return err
 	}
@@ -111,34 +152,51 @@ func runRestore(args []string) error {
 			notes: "one client reading all partitions directly (Kappa's fetch sizes), one pre-sized goleveldb batch per fetched partition, one DB (Kappa's LevelDB options)"},
 		{key: "kappa", name: "kappa",
 			notes: "TableFrom(String, Bytes, Materialized) in an empty StateDir: default restore, one task per partition, each with its own client and LevelDB; timed from tasks assigned to all tasks ready"},
+		{key: "kstreams", name: "kafka streams", child: true, missing: (*peerFlags).kstreamsMissing,
+			notes: kstreamsNotes("table(String, ByteArray, Materialized.as(\"store\")) in an empty state.dir: default restore (the state updater thread), RocksDB; " +
+				"timed from the first onRestoreStart to the state RUNNING (every task restored); the store is then read back through interactive queries and checked")},
 	}
-	restorers := map[string]restorer{
-		"raw":   {restore: rawRestore, scan: scanRaw},
-		"kappa": {restore: kappaRestore, scan: scanKappa},
+	restorers := maps.Clone(w5Restorers)
+	restorers["kstreams"] = restorer{restore: func(ctx context.Context, rj restoreJob) (restoreTiming, error) { return kstreamsRestore(ctx, h, rj) }}
+	// With -isolate, raw and kappa restore in child processes too.
+	var chosen []contender
+	for _, k := range strings.Split(f.contenders, ",") {
+		i := slices.IndexFunc(all, func(c contender) bool { return c.key == strings.TrimSpace(k) })
+		if i >= 0 && (all[i].missing == nil || all[i].missing(&f.peers) == "") {
+			chosen = append(chosen, all[i])
+		}
+	}
+	if h.isolating(chosen) {
+		for _, k := range []string{"raw", "kappa"} {
+			restorers[k] = restorer{restore: func(ctx context.Context, rj restoreJob) (restoreTiming, error) { return isolatedRestore(ctx, k, rj) }}
+			i := slices.IndexFunc(all, func(c contender) bool { return c.key == k })
+			all[i].notes += "; in a child process (-isolate), which reads its store back itself"
+		}
 	}
 	sums, err := h.runEach(ctx, all, func(c contender, run int) trial {
 		return measureRestore(ctx, h, c, restorers[c.key], run, restoreJob{
 			Brokers: h.addrs, Changelog: changelog, Partitions: parts, Records: int64(f.records),
-		}, want)
+		}, want, portable)
 	})
 	if err != nil {
 		return err
 	}
 	title := fmt.Sprintf("W5 restore: %d distinct keys (%d-byte keys, %d-byte values) in a %d-partition changelog, %d run(s); records/s are changelog records written to the store",
 		f.records, w5KeyLen, f.valueSize, f.partitions, f.runs)
-	printTable(os.Stdout, title, "restore", sums, [][2]string{{"kappa", "raw"}})
+	printTable(os.Stdout, title, "restore", sums, [][2]string{{"kappa", "raw"}, {"kappa", "kstreams"}})
 	return nil
 }
 
 // produceW5 writes the changelog: f.records records with distinct keys of
 // w5KeyLen bytes and f.valueSize random printable bytes from f.seed. It
-// returns the checksum of the records, which a restored store must hold.
-func produceW5(ctx context.Context, h *harness, topic string, f *commonFlags) (uint64, error) {
+// returns the checksum of the records, which a restored store must hold,
+// by recordHash and by portableHash.
+func produceW5(ctx context.Context, h *harness, topic string, f *commonFlags) (uint64, uint64, error) {
 	rng := rand.New(rand.NewPCG(f.seed, 0x7265))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(h.addrs...), kgo.ClientID("bench-input"),
 		kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cl.Close()
 	var perr atomic.Pointer[error]
@@ -148,7 +206,7 @@ func produceW5(ctx context.Context, h *harness, topic string, f *commonFlags) (u
 		}
 	}
 	start := time.Now()
-	var sum uint64
+	var sum, portable uint64
 	for i := range f.records {
 		k := fmt.Appendf(nil, "k-%0*d", w5KeyLen-2, i)
 		v := make([]byte, f.valueSize)
@@ -156,24 +214,25 @@ func produceW5(ctx context.Context, h *harness, topic string, f *commonFlags) (u
 			v[j] = byte(' ' + rng.IntN(95))
 		}
 		sum += h.recordHash(k, v)
+		portable += portableHash(k, v)
 		cl.Produce(ctx, &kgo.Record{Key: k, Value: v}, promise)
 		if (i+1)%200000 == 0 {
 			logf("changelog: %d/%d records produced", i+1, f.records)
 		}
 	}
 	if err := cl.Flush(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if p := perr.Load(); p != nil {
-		return 0, fmt.Errorf("producing the changelog: %w", *p)
+		return 0, 0, fmt.Errorf("producing the changelog: %w", *p)
 	}
 	logf("changelog: %d records in %s in %v", f.records, topic, time.Since(start).Round(time.Millisecond))
-	return sum, nil
+	return sum, portable, nil
 }
 
 // measureRestore runs one restore in a fresh directory, then reads the
 // store back and checks it holds exactly the changelog's records.
-func measureRestore(ctx context.Context, h *harness, c contender, r restorer, run int, rj restoreJob, want uint64) trial {
+func measureRestore(ctx context.Context, h *harness, c contender, r restorer, run int, rj restoreJob, want, portable uint64) trial {
 	dir, err := os.MkdirTemp("", "bench-restore-"+c.key+"-")
 	if err != nil {
 		return trial{Err: err}
@@ -198,7 +257,9 @@ func measureRestore(ctx context.Context, h *harness, c contender, r restorer, ru
 	}
 	var n int64
 	var sum uint64
-	if err := r.scan(rj, func(k, v []byte) {
+	if r.scan == nil {
+		n, sum, want = tm.Keys, tm.PortableSum, portable
+	} else if err := r.scan(rj, func(k, v []byte) {
 		n++
 		sum += h.recordHash(k, v)
 	}); err != nil {
@@ -216,9 +277,16 @@ func measureRestore(ctx context.Context, h *harness, c contender, r restorer, ru
 		Throughput: float64(rj.Records) / tm.Done.Sub(tm.Began).Seconds(),
 		Wall:       tm.Done.Sub(tm.Start),
 		Startup:    tm.Began.Sub(tm.Start),
+		Counted:    rj.Records,
 	}
-	logf("%s: run %d: %.0f records/s, restore %v, wall %v (restore began after %v); store verified",
-		c.key, run+1, tr.Throughput, tm.Done.Sub(tm.Began).Round(time.Millisecond), tr.Wall.Round(time.Millisecond), tr.Startup.Round(time.Millisecond))
+	if tm.Proc.measured() {
+		// Until the restore is done: the child then reads its store
+		// back for the check, which is not part of the restore.
+		tr.PeakRSS = tm.Proc.peakAt(tm.Done)
+		tr.CPU = tm.Proc.cpuBetween(tm.Began, tm.Done)
+	}
+	logf("%s: run %d: %.0f records/s, restore %v, wall %v (restore began after %v)%s; store verified",
+		c.key, run+1, tr.Throughput, tm.Done.Sub(tm.Began).Round(time.Millisecond), tr.Wall.Round(time.Millisecond), tr.Startup.Round(time.Millisecond), procNote(tr))
 	return tr
 }
 

@@ -29,9 +29,10 @@ import (
 func init() {
 	register(command{
 		name:    "stateless",
-		summary: "W1: filter ~10% out, upper-case the values (raw franz-go, kappa, goka)",
+		summary: "W1: filter ~10% out, upper-case the values (raw franz-go, kappa, goka, kstreams, quix)",
 		run:     runStateless,
 	})
+	isolatable["stateless"] = func(childParams) []contender { return w1Contenders() }
 }
 
 const (
@@ -80,7 +81,8 @@ func runStateless(args []string) error {
 	}
 	title := fmt.Sprintf("W1 stateless: %d records (%d pass the filter), %d partitions, %d-byte values, %d distinct keys, %d run(s)",
 		f.records, exp.Count, f.partitions, f.valueSize, w1Keys, f.runs)
-	printTable(os.Stdout, title, "stateless", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"}})
+	printTable(os.Stdout, title, "stateless", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"},
+		{"kappa", "kstreams"}, {"kappa", "quix"}})
 	return nil
 }
 
@@ -162,6 +164,12 @@ func w1Contenders() []contender {
 			notes: metricsScrapedNotes},
 		{key: "goka", name: "goka", run: gokaW1,
 			notes: "goka " + gokaVersion + ", sarama " + saramaVersion + " (protocol V2_1_0_0), no compression, FNV partitioner (goka default)"},
+		{key: "kstreams", name: "kafka streams", run: kstreamsRun("stateless", nil, nil), child: true,
+			missing: (*peerFlags).kstreamsMissing,
+			notes:   kstreamsNotes("stream(String, ByteArray) → filter → mapValues → to; default config (at-least-once, commit.interval.ms 30000 as Kappa's 30s)")},
+		{key: "quix", name: "quix streams", run: quixRun("stateless", rawCommitInterval.Seconds()), child: true,
+			missing: (*peerFlags).quixMissing,
+			notes:   fmt.Sprintf("Quix Streams 3 (confluent-kafka): dataframe(bytes) → filter → apply(upper) → to_topic; commit_interval %v as Kappa's; in a child process", rawCommitInterval)},
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,9 +28,10 @@ import (
 func init() {
 	register(command{
 		name:    "windows",
-		summary: "W3: W2's count against tumbling, hopping, sliding and session windowed counts, 5% out of order (kappa)",
+		summary: "W3: W2's count against tumbling, hopping, sliding and session windowed counts, 5% out of order (kappa, kstreams)",
 		run:     runWindows,
 	})
+	isolatable["windows"] = func(p childParams) []contender { return w3Contenders(p.commitInterval, p.cacheBytes, nil) }
 }
 
 const (
@@ -91,8 +93,9 @@ func runWindows(args []string) error {
 	if err != nil {
 		return err
 	}
+	h.params = childParams{commitInterval: *every, cacheBytes: *cache}
 	sums, err := h.runEach(ctx, w3Contenders(*every, *cache, finals), func(c contender, run int) trial {
-		return h.measure(ctx, c, run, in, exps[c.key])
+		return h.measure(ctx, c, run, in, exps[strings.TrimPrefix(c.key, "kstreams-")])
 	})
 	if err != nil {
 		return err
@@ -109,14 +112,29 @@ func runWindows(args []string) error {
 // and results/s (medians of the runs), and the RESULT line's ratios of
 // results/s, named a/b.results, after its ratios of input records/s.
 // window/count comes first, as it did before the other ratios existed.
+//
+// With contenders that ran as child processes, it has printTable's peak
+// RSS and CPU columns too, and the RESULT line compares each Kappa
+// contender with its Kafka Streams peer (kstreams-<key>) by input
+// records/s, results/s, peak RSS and CPU per record.
 func printW3Table(w io.Writer, title string, sums []summary) {
 	fmt.Fprintf(w, "%s\n\n", title)
 	fmt.Fprintf(w, "machine: %s\n\n", machineInfo())
-	fmt.Fprintln(w, "| contender | records/s | results | results/s | wall time | notes |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|")
+	procs := slices.ContainsFunc(sums, func(s summary) bool { return s.rss > 0 })
+	if procs {
+		fmt.Fprintln(w, "| contender | records/s | results | results/s | peak RSS | CPU s / M records | wall time | notes |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---|")
+	} else {
+		fmt.Fprintln(w, "| contender | records/s | results | results/s | wall time | notes |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|")
+	}
 	for _, s := range sums {
 		if !s.ok {
-			fmt.Fprintf(w, "| %s | – | – | – | – | %s |\n", s.c.name, escapeCell(s.notes))
+			dashes := "– | – | – | – |"
+			if procs {
+				dashes = "– | – | – | – | – | – |"
+			}
+			fmt.Fprintf(w, "| %s | %s %s |\n", s.c.name, dashes, escapeCell(s.notes))
 			continue
 		}
 		notes := s.notes
@@ -128,15 +146,25 @@ func printW3Table(w io.Writer, title string, sums []summary) {
 			}
 			notes += fmt.Sprintf("; results of the runs (%s), results/s (%s)", strings.Join(results, ", "), strings.Join(rates, ", "))
 		}
+		if procs {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.c.name, groupDigits(s.throughput),
+				groupDigits(w3Results(s)), groupDigits(w3ResultRate(s)), rssCell(s), cpuCell(s), s.wall.Round(time.Millisecond), escapeCell(notes))
+			continue
+		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", s.c.name, groupDigits(s.throughput),
 			groupDigits(w3Results(s)), groupDigits(w3ResultRate(s)), s.wall.Round(time.Millisecond), escapeCell(notes))
 	}
-	var ratios [][2]string
+	var ratios, peers [][2]string
 	for _, k := range []string{"window", "tumbling", "sliding", "session"} {
 		ratios = append(ratios, [2]string{k, "count"})
 	}
+	for _, k := range []string{"count", "tumbling", "window", "sliding", "session"} {
+		peers = append(peers, [2]string{k, "kstreams-" + k})
+	}
 	line := appendRatios("RESULT windows", sums, ratios, "", func(s summary) float64 { return s.throughput })
 	line = appendRatios(line, sums, ratios, ".results", w3ResultRate)
+	line = appendRatios(line, sums, peers, "", func(s summary) float64 { return s.throughput })
+	line = appendProcRatios(line, sums, peers)
 	fmt.Fprintf(w, "\n%s\n", line)
 }
 
@@ -476,7 +504,33 @@ func w3Contenders(every time.Duration, cacheBytes int64, finals map[string]int) 
 		{key: "session", name: "kappa session 5m", run: run(w3Session),
 			notes: final("session", "sessions") + "; merged-away sessions are written as tombstones, counted as results; " +
 				windowed(w3Session, "one session", "segmented LevelDB session store")},
+		kstreamsCount("kstreams-count", "kafka streams count", every, cacheBytes, "at_least_once"),
+		kstreamsWindowed("kstreams-tumbling", "kafka streams tumbling 1m", "tumbling", every, cacheBytes,
+			"TimeWindows.ofSizeAndGrace(1m, 1m)", slices.Concat(msArg("size-ms", w3Tumbling.Size()), msArg("advance-ms", w3Tumbling.Advance()), msArg("grace-ms", w3Tumbling.GracePeriod()))),
+		kstreamsWindowed("kstreams-window", "kafka streams hopping 5m/1m", "hopping", every, cacheBytes,
+			"TimeWindows.ofSizeAndGrace(5m, 1m).advanceBy(1m)", slices.Concat(msArg("size-ms", w3Hopping.Size()), msArg("advance-ms", w3Hopping.Advance()), msArg("grace-ms", w3Hopping.GracePeriod()))),
+		kstreamsWindowed("kstreams-sliding", "kafka streams sliding 1m", "sliding", every, cacheBytes,
+			"SlidingWindows.ofTimeDifferenceAndGrace(1m, 1m)", slices.Concat(msArg("size-ms", w3Sliding.TimeDifference()), msArg("grace-ms", w3Sliding.GracePeriod()))),
+		kstreamsWindowed("kstreams-session", "kafka streams session 5m", "session", every, cacheBytes,
+			"SessionWindows.ofInactivityGapAndGrace(5m, 1m)", slices.Concat(msArg("gap-ms", w3Session.Gap()), msArg("grace-ms", w3Session.GracePeriod()))),
 	}
+}
+
+// kstreamsWindowed is a windowed count in Kafka Streams over the windows
+// def (the jar's topology, with windowArgs) as the contender key: W3's
+// Kappa topology, writing Kappa's windowed key layout.
+func kstreamsWindowed(key, name, topology string, every time.Duration, cacheBytes int64, def string, windowArgs []string) contender {
+	p := childParams{commitInterval: every, cacheBytes: cacheBytes}
+	return contender{key: key, name: name, child: true, missing: (*peerFlags).kstreamsMissing,
+		run: kstreamsRun(topology, func(job) []string { return append(commitArgs(p), windowArgs...) }, nil),
+		notes: kstreamsNotes(fmt.Sprintf("stream(String, ByteArray) → groupByKey → windowedBy(%s) → count(Materialized.as(\"wcounts\")) → toStream → "+
+			"to(key bytes + window start + end, 8 bytes big-endian each, as Kappa's codec.Windowed; Long); commit.interval.ms %d, statestore.cache.max.bytes %s",
+			def, every.Milliseconds(), kstreamsCacheNote(cacheBytes)))}
+}
+
+// msArg is the jar's flag "--name ms" of d.
+func msArg(name string, d time.Duration) []string {
+	return []string{"--" + name, strconv.FormatInt(d.Milliseconds(), 10)}
 }
 
 // kappaW3 is a windowed count over w as a Kappa topology, run by
