@@ -224,19 +224,22 @@ func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
 		logf("restoring store", "store", name, "topic", ts.topic, "from", from, "to", end)
 		var b state.Batch
 		next, err := r.ReadChangelog(ctx, ts.topic, t.ID.Partition, from, end, func(recs []*RawRecord) error {
-			b.Reset()
-			for _, rec := range recs {
-				if rec.Value == nil {
-					b.Delete(rec.Key)
-				} else {
-					b.Put(rec.Key, rec.Value)
+			// Written in chunks of at most restoreChunk bytes, each
+			// with the changelog position it reaches: the batch and the
+			// engine's copy of it stay small whatever the fetch size.
+			for i := 0; i < len(recs); {
+				b.Reset()
+				for ; i < len(recs) && (b.Len() == 0 || b.Size() < restoreChunk); i++ {
+					if rec := recs[i]; rec.Value == nil {
+						b.Delete(rec.Key)
+					} else {
+						b.Put(rec.Key, rec.Value)
+					}
 				}
-			}
-			if len(recs) > 0 {
-				b.SetMeta(metaChangelogNext, strconv.AppendInt(nil, recs[len(recs)-1].Offset+1, 10))
-			}
-			if err := ts.engine.Write(&b); err != nil {
-				return err
+				b.SetMeta(metaChangelogNext, strconv.AppendInt(nil, recs[i-1].Offset+1, 10))
+				if err := ts.engine.Write(&b); err != nil {
+					return err
+				}
 			}
 			t.stats.Restored.Add(int64(len(recs)))
 			if now := time.Now(); now.Sub(lastLog) >= restoreLogEvery && len(recs) > 0 {
@@ -254,6 +257,10 @@ func (t *Task) restore(ctx context.Context, r tasklife.ChangelogReader) error {
 	}
 	return t.advanceSegmented()
 }
+
+// restoreChunk bounds the bytes of keys and values a restore writes to a
+// store in one batch.
+const restoreChunk = 1 << 20
 
 // advanceSegmented moves the window and session stores to the task's
 // stream time. A restore leaves a segmented store's observed time at the

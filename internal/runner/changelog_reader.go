@@ -75,7 +75,11 @@ func (c *changelogReader) client() (*kgo.Client, error) {
 	cl, err := kgo.NewClient(append(slices.Clone(c.opts),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20),
+		// Fetches of a few MiB keep a restore's memory small: what
+		// is fetched waits in the client and in the hand-over queue
+		// (restoreQueue) until a store has written it, and a store
+		// writes no faster for bigger ones.
+		kgo.FetchMaxBytes(16<<20), kgo.FetchMaxPartitionBytes(4<<20),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("processor: changelog reader: %w", err)
@@ -197,6 +201,10 @@ func (c *changelogReader) cancel(tp topicPartition, sub *changelogSub) {
 	sub.mu.Unlock()
 }
 
+// restoreQueue is how many fetched batches of a partition wait for the
+// restore that applies them.
+const restoreQueue = 2
+
 // ReadChangelog implements ChangelogReader: it reads the partition from
 // from up to end (which the caller listed with EndOffset), and returns the
 // offset after the last record applied.
@@ -207,7 +215,7 @@ func (c *changelogReader) ReadChangelog(ctx context.Context, topic string, parti
 	// The poll goroutine hands the batches over and this goroutine applies
 	// them, so that the restores of several tasks write their stores in
 	// parallel, as they did with a client each.
-	batches := make(chan []*processor.RawRecord, 4)
+	batches := make(chan []*processor.RawRecord, restoreQueue)
 	quit := make(chan struct{})
 	handOver := func(recs []*processor.RawRecord) error {
 		select {
