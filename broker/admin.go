@@ -236,6 +236,17 @@ func (a *Admin) Create(ctx context.Context, spec TopicSpec) error {
 	return nil
 }
 
+// CreateAndWait is Create, then waits until every broker lists the topic
+// with a leader for each partition (at most 30 s): on a cluster, a client
+// that asks another broker right after a creation may otherwise be told
+// that the topic does not exist.
+func (a *Admin) CreateAndWait(ctx context.Context, spec TopicSpec) error {
+	if err := a.Create(ctx, spec); err != nil {
+		return err
+	}
+	return a.waitListed(ctx, []string{spec.Name})
+}
+
 // EnsureTopics creates the topics that do not exist and checks the ones that
 // do: a partition count or cleanup.policy other than the spec's is a
 // *TopicMismatchError. Every problem is reported, joined.
@@ -294,35 +305,69 @@ func (a *Admin) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 // be listed with a leader for every partition.
 const topicsReadyWithin = 30 * time.Second
 
-// waitListed waits until the metadata lists every topic of names with a
-// leader for each of its partitions, for at most topicsReadyWithin.
+// waitListed waits until every broker's metadata lists every topic of
+// names with a leader for each of its partitions, for at most
+// topicsReadyWithin: requests go to any broker, and each learns of a new
+// topic on its own.
 func (a *Admin) waitListed(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithTimeout(ctx, topicsReadyWithin)
 	defer cancel()
 	backoff := 20 * time.Millisecond
 	for {
-		md, err := a.metadata(ctx, names)
-		var waiting []string
-		if err == nil {
-			for _, n := range names {
-				if d, ok := md[n]; !ok || d.err != nil || d.leaderless > 0 || d.partitions == 0 {
-					waiting = append(waiting, n)
-				}
-			}
-			if len(waiting) == 0 {
-				return nil
-			}
+		waiting, err := a.notListed(ctx, names)
+		if err == nil && len(waiting) == 0 {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 			if err == nil {
-				err = fmt.Errorf("not listed with a leader for every partition yet: %s", strings.Join(waiting, ", "))
+				err = fmt.Errorf("not listed with a leader for every partition by every broker yet: %s", strings.Join(waiting, "; "))
 			}
 			return fmt.Errorf("broker: topics not ready within %v: %w", topicsReadyWithin, err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// notListed asks each broker of the cluster for the metadata of names and
+// returns the topics some broker does not list with a leader for every
+// partition, as "topic (broker n)".
+func (a *Admin) notListed(ctx context.Context, names []string) ([]string, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, n := range names {
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(n)
+		req.Topics = append(req.Topics, t)
+	}
+	resp, err := req.RequestWith(ctx, a.cl)
+	if err != nil {
+		return nil, err
+	}
+	var waiting []string
+	for _, b := range resp.Brokers {
+		bresp, err := a.cl.Broker(int(b.NodeID)).RetriableRequest(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		listed := make(map[string]bool)
+		for _, t := range bresp.(*kmsg.MetadataResponse).Topics {
+			if t.Topic == nil || t.ErrorCode != 0 || len(t.Partitions) == 0 {
+				continue
+			}
+			ok := true
+			for _, p := range t.Partitions {
+				ok = ok && p.Leader >= 0
+			}
+			listed[*t.Topic] = ok
+		}
+		for _, n := range names {
+			if !listed[n] {
+				waiting = append(waiting, fmt.Sprintf("%s (broker %d)", n, b.NodeID))
+			}
+		}
+	}
+	return waiting, nil
 }
 
 func (a *Admin) check(ctx context.Context, specs []TopicSpec) error {

@@ -103,7 +103,7 @@ co-partitions topics joined with each other, so give them the same count.`)
 	defer conn.Close()
 	var errs []error
 	for _, t := range topics {
-		err := conn.Admin().Create(ctx, broker.TopicSpec{Name: t, Partitions: int32(parts.v), Configs: cfg.m})
+		err := conn.Admin().CreateAndWait(ctx, broker.TopicSpec{Name: t, Partitions: int32(parts.v), Configs: cfg.m})
 		switch {
 		case errors.Is(err, kerr.TopicAlreadyExists):
 			errs = append(errs, fmt.Errorf("topic %q already exists: 'kappa topics describe %s' shows it, 'kappa topics delete %s' removes it", t, t, t))

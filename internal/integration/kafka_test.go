@@ -6,6 +6,12 @@ package integration_test
 // broker. Each test starts its own cluster: the smoke app's topic names
 // are fixed. They skip where java or the jars are missing (and fail
 // instead in CI), and under -short.
+//
+// go test ./... runs the exactly-once crashes (with the foreign reader),
+// the leader kill and the static restart; KAPPA_KAFKA_ALL=1 runs the
+// others too (at-least-once crashes, standby failover, a pause past the
+// transaction timeout, a crash during a rebalance), which keeps CI's run
+// within its time.
 
 import (
 	"bufio"
@@ -39,6 +45,14 @@ func kafkaCluster(t *testing.T) *kafkacluster.Cluster {
 // kafkaBrokers is kafkaCluster for the scenarios that take brokers.
 func kafkaBrokers(t *testing.T) []string { return kafkaCluster(t).Brokers() }
 
+// kafkaAll skips the test unless KAPPA_KAFKA_ALL is set.
+func kafkaAll(t *testing.T) {
+	t.Helper()
+	if os.Getenv("KAPPA_KAFKA_ALL") == "" {
+		t.Skip("one of the longer Apache Kafka scenarios: set KAPPA_KAFKA_ALL=1 to run it")
+	}
+}
+
 // TestKafkaSmokeExactlyOnceCrashes runs the SIGKILL scenario of
 // TestSmokeExactlyOnceCrashes on Apache Kafka: the committed outputs are
 // exact, and no transaction is left open. A reader written by others,
@@ -56,6 +70,7 @@ func TestKafkaSmokeExactlyOnceCrashes(t *testing.T) {
 // TestKafkaSmokeAtLeastOnceCrashes runs TestSmokeAtLeastOnceCrashes on
 // Apache Kafka.
 func TestKafkaSmokeAtLeastOnceCrashes(t *testing.T) {
+	kafkaAll(t)
 	c := kafkaCluster(t)
 	smokeCrashesOn(t, buildSmokeApp(t), c.Brokers(), smoke.AtLeastOnce, 11)
 }
@@ -97,18 +112,25 @@ func TestKafkaStaticRestartKeepsStandbys(t *testing.T) {
 }
 
 // TestKafkaStandbyFailover runs TestSmokeStandbyFailover on Apache Kafka.
-func TestKafkaStandbyFailover(t *testing.T) { smokeStandbyFailover(t, kafkaBrokers) }
+func TestKafkaStandbyFailover(t *testing.T) {
+	kafkaAll(t)
+	smokeStandbyFailover(t, kafkaBrokers)
+}
 
 // TestKafkaPausePastTransactionTimeout runs
 // TestSmokePausePastTransactionTimeout on Apache Kafka, whose transaction
 // coordinator aborts a transaction past its timeout on its own schedule.
 func TestKafkaPausePastTransactionTimeout(t *testing.T) {
+	kafkaAll(t)
 	smokePausePastTransactionTimeout(t, kafkaBrokers)
 }
 
 // TestKafkaCrashDuringRebalance runs TestSmokeCrashDuringRebalance on
 // Apache Kafka.
-func TestKafkaCrashDuringRebalance(t *testing.T) { smokeCrashDuringRebalance(t, kafkaBrokers) }
+func TestKafkaCrashDuringRebalance(t *testing.T) {
+	kafkaAll(t)
+	smokeCrashDuringRebalance(t, kafkaBrokers)
+}
 
 // sameAsForeignReader reads topic read_committed with franz-go and with
 // confluent-kafka for Python (testdata/read_committed.py), and fails the

@@ -28,10 +28,11 @@ func Broker(t testing.TB, opts ...embedded.Opt) *embedded.Broker {
 	return b
 }
 
-// CreateTopic creates topic with n partitions.
+// CreateTopic creates topic with n partitions, and waits until every
+// broker lists it.
 func CreateTopic(t testing.TB, seeds []string, topic string, n int32, configs ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	conn, err := broker.Connect(ctx, seeds)
 	if err != nil {
@@ -42,7 +43,7 @@ func CreateTopic(t testing.TB, seeds []string, topic string, n int32, configs ..
 	for i := 0; i+1 < len(configs); i += 2 {
 		spec.Configs[configs[i]] = configs[i+1]
 	}
-	if err := conn.Admin().Create(ctx, spec); err != nil {
+	if err := conn.Admin().CreateAndWait(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
 }
