@@ -105,12 +105,13 @@ func (w SessionWindows) Closed(s Window, streamTime int64) bool {
 // time is never late, nor is one that extends an open session forward.
 //
 // Kafka Streams differs for records more than gap + grace behind stream
-// time: it merges them into any session its store still holds, closed or
-// not, and drops them only when the merged session is closed, so a session
-// can change after it closed, depending on what the store still holds. Here such a
-// record is late unless an open session starts at or before it; when it
-// lands within the gap after a closed session, it starts a session of its
-// own, which stays separate from the closed one.
+// time: it merges them into the sessions its store still returns and drops
+// them only when the merged session is closed, so such a record can extend
+// an open session backwards (with its default retention, 4.4 returns no
+// closed session to merge into). Here such a record is late unless an open
+// session starts at or before it; when it lands within the gap after a
+// closed session, it starts a session of its own, which stays separate
+// from the closed one.
 func (w SessionWindows) Merge(ts int64, sessions []Window, streamTime int64) (merged Window, late bool) {
 	merged = Window{Start: ts, End: ts}
 	covered := false
