@@ -31,12 +31,12 @@ import (
 )
 
 // kafkaCluster starts a three-node Apache Kafka cluster for the test.
-func kafkaCluster(t *testing.T) *kafkacluster.Cluster {
+func kafkaCluster(t *testing.T, opts ...kafkacluster.Opt) *kafkacluster.Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a three-node Apache Kafka cluster; run without -short")
 	}
-	c := kafkacluster.Start(t)
+	c := kafkacluster.Start(t, opts...)
 	t.Logf("Apache Kafka %s: %d nodes at %v, started in %v", kafkacluster.Version(), c.Nodes(), c.Brokers(),
 		c.StartupTime().Round(time.Millisecond))
 	return c
@@ -120,9 +120,14 @@ func TestKafkaStandbyFailover(t *testing.T) {
 // TestKafkaPausePastTransactionTimeout runs
 // TestSmokePausePastTransactionTimeout on Apache Kafka, whose transaction
 // coordinator aborts a transaction past its timeout on its own schedule.
+//
+// The coordinator looks for expired transactions every second here (10 s
+// by default), so that it fences the paused instance within the pause.
 func TestKafkaPausePastTransactionTimeout(t *testing.T) {
 	kafkaAll(t)
-	smokePausePastTransactionTimeout(t, kafkaBrokers)
+	smokePausePastTransactionTimeout(t, func(t *testing.T) []string {
+		return kafkaCluster(t, kafkacluster.BrokerConfig("transaction.abort.timed.out.transaction.cleanup.interval.ms", "1000")).Brokers()
+	})
 }
 
 // TestKafkaCrashDuringRebalance runs TestSmokeCrashDuringRebalance on
