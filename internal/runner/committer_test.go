@@ -165,37 +165,13 @@ func (g *committerRig) failOnce(key kmsg.Key, resp func(kmsg.Request) kmsg.Respo
 
 func offsetCommitError(code int16) func(kmsg.Request) kmsg.Response {
 	return func(req kmsg.Request) kmsg.Response {
-		r := req.(*kmsg.OffsetCommitRequest)
-		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range r.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp
+		return kafkatest.OffsetCommitErrorResponse(req.(*kmsg.OffsetCommitRequest), code)
 	}
 }
 
 func txnOffsetCommitError(code int16) func(kmsg.Request) kmsg.Response {
 	return func(req kmsg.Request) kmsg.Response {
-		r := req.(*kmsg.TxnOffsetCommitRequest)
-		resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-		for _, rt := range r.Topics {
-			st := kmsg.NewTxnOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp
+		return kafkatest.TxnOffsetCommitErrorResponse(req.(*kmsg.TxnOffsetCommitRequest), code)
 	}
 }
 
