@@ -244,10 +244,15 @@ func newApp(o options, seeds []string, topics rank.Topics, extra ...kappa.Opt) (
 // createTopics creates the inputs and the rankings topic if missing.
 func createTopics(ctx context.Context, cl *kgo.Client, partitions int) error {
 	compact := map[string]string{"cleanup.policy": "compact"}
+	// The event log is the system of record (a Kappa architecture): a
+	// replay recomputes the rankings from it, so it is kept forever. The
+	// simulation's event times also start on a fixed past date, which a
+	// broker's default retention (7 days by record time) would delete.
+	forever := map[string]string{"retention.ms": "-1"}
 	adm := broker.NewAdmin(cl)
 	return adm.EnsureTopics(ctx,
-		broker.TopicSpec{Name: rank.TopicImpressions, Partitions: int32(partitions)},
-		broker.TopicSpec{Name: rank.TopicClicks, Partitions: int32(partitions)},
+		broker.TopicSpec{Name: rank.TopicImpressions, Partitions: int32(partitions), Configs: forever},
+		broker.TopicSpec{Name: rank.TopicClicks, Partitions: int32(partitions), Configs: forever},
 		broker.TopicSpec{Name: rank.TopicArticles, Partitions: int32(partitions), Configs: compact},
 		broker.TopicSpec{Name: rank.TopicTruth, Partitions: 1, Configs: compact},
 		broker.TopicSpec{Name: rank.TopicRankings, Partitions: int32(partitions), Configs: compact},

@@ -9,9 +9,11 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/kappa-streams/kappa"
 	"github.com/kappa-streams/kappa/examples/newsrank/rank"
 	"github.com/kappa-streams/kappa/examples/newsrank/world"
+	"github.com/kappa-streams/kappa/internal/kafkacluster"
 	"github.com/kappa-streams/kappa/internal/kafkatest"
 	"github.com/kappa-streams/kappa/processor"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -42,8 +45,14 @@ func newsBroker(t *testing.T) ([]string, *kgo.Client) {
 // of the call.
 func readAll(t testing.TB, seeds []string, topic string) []*kgo.Record {
 	t.Helper()
-	cl := kafkatest.Client(t, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	// Closed on return, not when the test ends: waitRankings calls this
+	// again and again.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
@@ -448,11 +457,59 @@ func TestKilledAppEndsWithTheSameRankings(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the example and runs it as a process twice; run without -short")
 	}
+	seeds, cl := newsBroker(t)
+	killedAppEndsWithTheSameRankings(t, seeds, cl, time.Time{}, false)
+}
+
+// TestKilledAppOnApacheKafka runs TestKilledAppEndsWithTheSameRankings on
+// a three-node Apache Kafka cluster (internal/kafkacluster): the app
+// process and the simulator run with -brokers and the cluster's
+// addresses, as a deployment would. Two things Kafka does and the embedded
+// broker does not are set aside, as a deployment that replays its log
+// must. Kafka's log cleaner compacts the articles table as it runs, and a
+// replay over a compacted table joins each event with the article's
+// latest version rather than the one it met (the rankings then differ in
+// the last digits); here nothing younger than a day is compacted, and the
+// latest ranking of every key is compared, since the rankings topic is a
+// table too. And
+// Kafka deletes records by their timestamps: the windowed stores'
+// changelogs keep a window's retention plus a day, as Kafka Streams' do,
+// so the simulated day starts two hours ago rather than on the world's
+// default date, which is older than that (a restore after the SIGKILL
+// found the windows' changelogs emptied).
+//
+// It fails today (issue 19, open): at the last tick, every key's ranking
+// differs from the replay's in the scores' second or third digit. The
+// suspect is the order in which the replay meets article updates and
+// events when their partitions' fetches come from different brokers. It
+// runs with KAPPA_KAFKA_ALL=1.
+func TestKilledAppOnApacheKafka(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node Apache Kafka cluster; run without -short")
+	}
+	if os.Getenv("KAPPA_KAFKA_ALL") == "" {
+		t.Skip("fails today on Apache Kafka (rankings differ from the replay's; issue 19): set KAPPA_KAFKA_ALL=1 to run it")
+	}
+	c := kafkacluster.Start(t, kafkacluster.BrokerConfig("log.cleaner.min.compaction.lag.ms", strconv.Itoa(24*60*60*1000)))
+	seeds := c.Brokers()
+	cl := kafkatest.Client(t, seeds)
+	if err := createTopics(context.Background(), cl, 4); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
+	killedAppEndsWithTheSameRankings(t, seeds, cl, start, true)
+}
+
+// killedAppEndsWithTheSameRankings is the scenario of
+// TestKilledAppEndsWithTheSameRankings on the brokers at seeds, whose
+// topics exist; cl is a client of them. The simulated day starts at start
+// (zero: the world's default). compacted says the brokers compact the
+// rankings topic: only each key's latest ranking is compared then.
+func killedAppEndsWithTheSameRankings(t *testing.T, seeds []string, cl *kgo.Client, start time.Time, compacted bool) {
 	bin := filepath.Join(t.TempDir(), "newsrank")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	seeds, cl := newsBroker(t)
 	ctx := context.Background()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -475,7 +532,7 @@ func TestKilledAppEndsWithTheSameRankings(t *testing.T) {
 	st := &simStats{}
 	simDone := make(chan error, 1)
 	go func() {
-		simDone <- runSim(ctx, simConfig{world: world.Config{Seed: 9}, speed: 240, rate: 200, simTime: 90 * time.Minute,
+		simDone <- runSim(ctx, simConfig{world: world.Config{Seed: 9, Start: start}, speed: 240, rate: 200, simTime: 90 * time.Minute,
 			rankURL: "http://" + addr}, cl, st)
 	}()
 	ranked := func() bool {
@@ -512,6 +569,39 @@ func TestKilledAppEndsWithTheSameRankings(t *testing.T) {
 	}
 	want := waitRankings(t, seeds, "rankings-uninterrupted", total)
 	stopReplay()
+	if compacted {
+		wantLast := lastByKey(byKey(t, want))
+		var differ []string
+		for deadline := time.Now().Add(90 * time.Second); ; {
+			gotLast := lastByKey(byKey(t, readAll(t, seeds, rank.TopicRankings)))
+			differ = differ[:0]
+			for k, w := range wantLast {
+				if g, ok := gotLast[k]; !ok || !bytes.Equal(g, w) {
+					differ = append(differ, fmt.Sprintf("%s: %.120s against %.120s", k, g, w))
+				}
+			}
+			if len(differ) == 0 && len(gotLast) == len(wantLast) {
+				break
+			}
+			if time.Now().After(deadline) {
+				slices.Sort(differ)
+				t.Fatalf("after 90 s, %d of %d keys' latest rankings differ from the uninterrupted run's (%d keys written), such as:\n%s",
+					len(differ), len(wantLast), len(gotLast), strings.Join(differ[:min(3, len(differ))], "\n"))
+			}
+			time.Sleep(500 * time.Millisecond) // polling a topic another process writes
+		}
+		t.Logf("killed and restarted: the latest rankings of all %d keys are byte-identical to the uninterrupted run's", len(wantLast))
+		return
+	}
 	got := waitRankings(t, seeds, rank.TopicRankings, total)
 	sameSequences(t, "killed and restarted", byKey(t, want), byKey(t, got), false)
+}
+
+// lastByKey returns the latest value of each key.
+func lastByKey(m map[string][][]byte) map[string][]byte {
+	out := make(map[string][]byte, len(m))
+	for k, vs := range m {
+		out[k] = vs[len(vs)-1]
+	}
+	return out
 }
