@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kappa-streams/kappa/broker"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -17,22 +18,22 @@ import (
 // They keep their records forever: the input's timestamps are in 2023, and
 // the broker's default retention of 7 days, which counts from the records'
 // timestamps, would delete whole segments of them while the test runs.
-func createTopics(ctx context.Context, adm *kadm.Client, cases []*diffCase) error {
-	byCount := map[int32][]string{}
+//
+// EnsureTopics waits until the broker lists them all with leaders: a
+// produce right after a creation may otherwise find a partition the broker
+// does not host yet.
+func createTopics(ctx context.Context, cl *kgo.Client, cases []*diffCase) error {
+	forever := map[string]string{"retention.ms": "-1"}
+	var specs []broker.TopicSpec
 	for _, c := range cases {
-		byCount[c.partitions] = append(byCount[c.partitions], c.inputTopics()...)
-		byCount[1] = append(byCount[1], c.outKappa(), c.outKStreams())
-	}
-	for n, topics := range byCount {
-		resp, err := adm.CreateTopics(ctx, n, -1, map[string]*string{"retention.ms": ptr("-1")}, topics...)
-		if err != nil {
-			return err
+		for _, t := range c.inputTopics() {
+			specs = append(specs, broker.TopicSpec{Name: t, Partitions: c.partitions, Configs: forever})
 		}
-		if err := resp.Error(); err != nil {
-			return err
+		for _, t := range []string{c.outKappa(), c.outKStreams()} {
+			specs = append(specs, broker.TopicSpec{Name: t, Partitions: 1, Configs: forever})
 		}
 	}
-	return nil
+	return broker.NewAdmin(cl).EnsureTopics(ctx, specs...)
 }
 
 // produce writes every case's input, in order per partition, and waits
@@ -177,5 +178,3 @@ func readAll(ctx context.Context, adm *kadm.Client, brokers []string, topics []s
 	}
 	return out, nil
 }
-
-func ptr[T any](v T) *T { return &v }

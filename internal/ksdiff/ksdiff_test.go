@@ -42,7 +42,7 @@ func TestAgainstKafkaStreams(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	if err := createTopics(ctx, adm, cases); err != nil {
+	if err := createTopics(ctx, cl, cases); err != nil {
 		t.Fatal(err)
 	}
 	if err := produce(ctx, cl, cases); err != nil {
