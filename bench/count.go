@@ -48,12 +48,21 @@ func runCount(args []string) error {
 	f.registerWith(fs, 500000, "raw,kappa,goka", 1)
 	every := fs.Duration("commit-interval", time.Second, "commit interval of every contender (kappa's CommitInterval, the raw loop's, goka's sarama auto-commit)")
 	cache := fs.Int64("cache-bytes", -1, "kappa's record-cache budget (kappa.CacheBytes); -1 keeps the default")
+	f.lat.register(fs)
 	ctx := context.Background()
 	h, err := startStateful(ctx, fs, args, &f, every, "count")
 	if err != nil {
 		return err
 	}
 	defer h.Close()
+
+	ratios := [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"}, {"kappa", "kstreams"}, {"kappa", "quix"}}
+	if f.lat.rate > 0 {
+		h.params = childParams{commitInterval: *every, cacheBytes: *cache}
+		title := fmt.Sprintf("W2 count, end-to-end latency: %d input records/s, %v measured after %v of warm-up, %d partitions, %d-byte values, %d distinct keys, commit interval %v, %d run(s)",
+			f.lat.rate, f.lat.duration, f.lat.warm, f.partitions, f.valueSize, w2Keys, *every, f.runs)
+		return h.runPaced(ctx, w2Contenders(*every, *cache), func() tracker { return newW2Tracker(&f) }, title, ratios)
+	}
 
 	const in = "count-in"
 	if err := h.createTopic(ctx, in, int32(f.partitions)); err != nil {
@@ -70,9 +79,70 @@ func runCount(args []string) error {
 	}
 	title := fmt.Sprintf("W2 count: %d records, %d partitions, %d-byte values, %d distinct keys, commit interval %v, %d run(s); records/s are input records",
 		f.records, f.partitions, f.valueSize, w2Keys, *every, f.runs)
-	printTable(os.Stdout, title, "count", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"},
-		{"kappa", "kstreams"}, {"kappa", "quix"}})
+	printTable(os.Stdout, title, "count", sums, ratios)
 	return nil
+}
+
+// w2Tracker makes W2's input for a paced run (latency.go), as
+// produceW2Input does, and matches each output count to the inputs it
+// counts: the output (k, c) shows the effect of the first c records of
+// key k. A key's records are in one partition, produced in order, so its
+// c-th record sent is its c-th counted.
+type w2Tracker struct {
+	eff   *effects
+	rng   *rand.Rand
+	keys  [][]byte
+	index map[string]int
+	size  int
+	sent  [][]int // by key: the indices of its input records, in order
+	shown []int   // by key: how many of them an output count has shown
+}
+
+func newW2Tracker(f *commonFlags) *w2Tracker {
+	t := &w2Tracker{eff: newEffects(), rng: rand.New(rand.NewPCG(f.seed, 0x636f756e74)), keys: w2KeySet(), size: f.valueSize}
+	t.index = make(map[string]int, len(t.keys))
+	for i, k := range t.keys {
+		t.index[string(k)] = i
+	}
+	t.sent = make([][]int, len(t.keys))
+	t.shown = make([]int, len(t.keys))
+	return t
+}
+
+func (t *w2Tracker) effects() *effects { return t.eff }
+
+func (t *w2Tracker) input(at time.Time) *kgo.Record {
+	k := t.rng.IntN(len(t.keys))
+	r := &kgo.Record{Key: t.keys[k], Value: appendPrintable(make([]byte, 0, t.size), t.rng, t.size)}
+	t.eff.mu.Lock()
+	defer t.eff.mu.Unlock()
+	t.sent[k] = append(t.sent[k], t.eff.add(at, true))
+	return r
+}
+
+func (t *w2Tracker) output(rs []*kgo.Record, at time.Time) {
+	t.eff.mu.Lock()
+	defer t.eff.mu.Unlock()
+	t.eff.output(at)
+	for _, r := range rs {
+		key, c, err := decodeW2(r)
+		k, ok := t.index[key]
+		switch {
+		case err != nil:
+			t.eff.complain("%s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+		case !ok:
+			t.eff.complain("%s/%d@%d: key %q is not in the input", r.Topic, r.Partition, r.Offset, key)
+		case c > int64(len(t.sent[k])):
+			t.eff.complain("%s/%d@%d: key %q counted %d, but %d of its records were sent", r.Topic, r.Partition, r.Offset, key, c, len(t.sent[k]))
+		case c <= int64(t.shown[k]):
+			t.eff.dups++
+		default:
+			for _, i := range t.sent[k][t.shown[k]:c] {
+				t.eff.saw(i, at)
+			}
+			t.shown[k] = int(c)
+		}
+	}
 }
 
 // produceW2 writes the input (produceW2Input, with the producer's

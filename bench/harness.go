@@ -1,7 +1,8 @@
 package main
 
 // The harness is shared by every workload: it starts the embedded broker
-// (or dials the cluster of -brokers), runs each contender against the same
+// (or dials the cluster of -brokers, or starts a real Apache Kafka cluster
+// for -cluster), runs each contender against the same
 // input, measures it from outside by watching its output topic's end
 // offsets, checks its output, and prints the table. Contenders that run as
 // child processes (child.go) are also measured for peak RSS and CPU time.
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -25,7 +27,7 @@ import (
 
 	"github.com/kappa-streams/kappa/broker"
 	"github.com/kappa-streams/kappa/broker/embedded"
-	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/kappa-streams/kappa/internal/kafkacluster"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -45,8 +47,13 @@ type commonFlags struct {
 	timeout    time.Duration
 	contenders string
 	cpuprofile string
+	memprofile string
 	profile    string
+	alternate  bool
 	peers      peerFlags
+	// lat holds the paced mode's flags, of the workloads that register
+	// them (W1, W2); its zero value is the throughput mode.
+	lat latencyFlags
 }
 
 func (f *commonFlags) register(fs *flag.FlagSet, defaultRecords int) {
@@ -65,7 +72,9 @@ func (f *commonFlags) registerWith(fs *flag.FlagSet, defaultRecords int, contend
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "time a contender gets to produce all its output before it is reported as failed")
 	fs.StringVar(&f.contenders, "contenders", contenders, "comma-separated contenders to run, in this order")
 	fs.StringVar(&f.cpuprofile, "cpuprofile", "", "write a CPU profile of one contender's first run (from its start to its last output) to this file")
-	fs.StringVar(&f.profile, "profile", "kappa", "the contender -cpuprofile profiles")
+	fs.StringVar(&f.memprofile, "memprofile", "", "write a heap profile of the harness's process to this file when -profile's contender has processed half its input in its first run, for the workloads measured by draining (W2–W4, W8); with -isolate off, so that a Go contender runs in that process, and best with -brokers, so that no embedded broker's records are in it")
+	fs.StringVar(&f.profile, "profile", "kappa", "the contender -cpuprofile and -memprofile profile")
+	fs.BoolVar(&f.alternate, "alternate", false, "run the contenders in the reverse order on every other measured run (A B, B A, A B, ...), so that no contender always runs first")
 	f.peers.register(fs)
 }
 
@@ -89,7 +98,7 @@ func (f *commonFlags) validate() error {
 	if f.timeout <= 0 {
 		errs = append(errs, fmt.Errorf("-timeout %v: must be positive", f.timeout))
 	}
-	errs = append(errs, f.peers.validate())
+	errs = append(errs, f.peers.validate(), f.lat.validate())
 	return errors.Join(errs...)
 }
 
@@ -211,6 +220,11 @@ type trial struct {
 	// of a contender that ran as a child process; 0 otherwise.
 	PeakRSS int64
 	CPU     time.Duration
+	// Load is the 1-minute load average of the machine as the trial
+	// ended (0 where /proc/loadavg cannot be read).
+	Load float64
+	// Latency is measured by a paced run (latency.go); nil otherwise.
+	Latency *latencyStats
 	Err     error
 }
 
@@ -226,7 +240,8 @@ func (t trial) cpuPerMillion() float64 {
 type harness struct {
 	workload string
 	flags    *commonFlags
-	broker   *embedded.Broker // nil with -brokers
+	broker   *embedded.Broker         // nil with -brokers or -cluster
+	cluster  *kafkacluster.Standalone // started for -cluster; nil otherwise
 	addrs    []string
 	// nonce makes the names of output topics and groups unique to this
 	// invocation on an external cluster, which keeps them; "" on the
@@ -246,13 +261,25 @@ type harness struct {
 func newHarness(ctx context.Context, workload string, flags *commonFlags) (*harness, error) {
 	var (
 		b     *embedded.Broker
+		kc    *kafkacluster.Standalone
 		addrs []string
 		nonce string
 	)
-	if flags.peers.brokers != "" {
+	switch {
+	case flags.peers.brokers != "":
 		addrs = strings.Split(flags.peers.brokers, ",")
 		nonce = "-" + strconv.FormatInt(time.Now().Unix(), 36)
-	} else {
+	case flags.peers.cluster > 0:
+		logf("starting %d nodes of Apache Kafka %s (internal/kafkacluster)", flags.peers.cluster, kafkacluster.Version())
+		var err error
+		kc, err = kafkacluster.Launch(kafkacluster.Nodes(flags.peers.cluster), kafkacluster.Partitions(int32(flags.partitions)))
+		if err != nil {
+			return nil, err
+		}
+		logf("cluster: %s", kc)
+		addrs = kc.Brokers()
+		nonce = "-" + strconv.FormatInt(time.Now().Unix(), 36)
+	default:
 		var err error
 		if b, err = embedded.New(embedded.DefaultPartitions(flags.partitions)); err != nil {
 			return nil, err
@@ -262,6 +289,11 @@ func newHarness(ctx context.Context, workload string, flags *commonFlags) (*harn
 	closeBroker := func() {
 		if b != nil {
 			b.Close()
+		}
+		if kc != nil {
+			if err := kc.Stop(); err != nil {
+				logf("stopping the cluster: %v", err)
+			}
 		}
 	}
 	conn, err := broker.Connect(ctx, addrs, broker.ClientID("bench-harness"))
@@ -280,7 +312,7 @@ func newHarness(ctx context.Context, workload string, flags *commonFlags) (*harn
 	} else {
 		logf("external cluster at %s; topics with replication factor %d; run names end in %s", strings.Join(addrs, ","), flags.peers.replicas, nonce)
 	}
-	return &harness{workload: workload, flags: flags, broker: b, addrs: addrs, nonce: nonce, conn: conn, cl: cl,
+	return &harness{workload: workload, flags: flags, broker: b, cluster: kc, addrs: addrs, nonce: nonce, conn: conn, cl: cl,
 		recSeed: maphash.MakeSeed(), startLabel: "first output", params: childParams{cacheBytes: -1, commitInterval: time.Second}}, nil
 }
 
@@ -292,6 +324,11 @@ func (h *harness) Close() {
 	h.conn.Close()
 	if h.broker != nil {
 		h.broker.Close()
+	}
+	if h.cluster != nil {
+		if err := h.cluster.Stop(); err != nil {
+			logf("stopping the cluster: %v", err)
+		}
 	}
 }
 
@@ -318,21 +355,27 @@ func (h *harness) createTopic(ctx context.Context, name string, partitions int32
 // of -replication. On an external cluster, a topic of that name left by
 // an earlier run is deleted first.
 func (h *harness) createTopicWith(ctx context.Context, name string, partitions int32, configs map[string]string) error {
-	var cfg map[string]*string
-	for k, v := range configs {
-		if cfg == nil {
-			cfg = make(map[string]*string)
+	if h.broker == nil {
+		// Kafka deletes a segment once its newest record is older than
+		// retention.ms (7 days by default) by its timestamp: at once, for
+		// inputs stamped with a fixed event time (W3, W8's stream–stream
+		// join: January 2026), and for the outputs that carry it on. The
+		// embedded broker enforces no retention.
+		configs = maps.Clone(configs)
+		if configs == nil {
+			configs = make(map[string]string)
 		}
-		cfg[k] = kadm.StringPtr(v)
+		if _, ok := configs["retention.ms"]; !ok {
+			configs["retention.ms"] = "-1"
+		}
 	}
-	adm := kadm.NewClient(h.cl)
-	rf := int16(h.flags.peers.replicas)
+	spec := broker.TopicSpec{Name: name, Partitions: partitions, Replicas: int16(h.flags.peers.replicas), Configs: configs}
 	deadline := time.Now().Add(time.Minute)
 	for deleted := false; ; {
-		resp, err := adm.CreateTopic(ctx, partitions, rf, cfg, name)
-		if err == nil {
-			err = resp.Err
-		}
+		// On a cluster, each broker learns of a new topic on its own: one
+		// that has not yet answers requests for it with
+		// UNKNOWN_TOPIC_OR_PARTITION, so wait until every one lists it.
+		err := h.conn.Admin().CreateAndWait(ctx, spec)
 		switch {
 		case err == nil:
 			return nil
@@ -498,16 +541,17 @@ func (h *harness) measure(ctx context.Context, c contender, run int, in string, 
 	go func() { done <- c.run(cctx, j) }()
 
 	if exp.Inputs > 0 {
-		tr, err := h.drain(ctx, c, j, exp, start, done, cancel)
+		tr, err := h.drain(ctx, c, j, exp, start, done, cancel, h.heapProfiler(c.key, run, exp.Inputs))
 		stopProfile()
 		if err != nil {
 			tr.Err = err
 			return tr
 		}
 		addProc(&tr, j.Proc, start)
-		logf("%s: run %d: %.0f input records/s, wall %v (%s after %v, output complete %v after the last input)%s; output verified",
+		tr.Load = loadAverage()
+		logf("%s: run %d: %.0f input records/s, wall %v (%s after %v, output complete %v after the last input)%s; output verified; load %.2f",
 			c.key, run+1, tr.Throughput, tr.Wall.Round(time.Millisecond), h.startLabel,
-			tr.Startup.Round(time.Millisecond), tr.Tail.Round(time.Millisecond), procNote(tr))
+			tr.Startup.Round(time.Millisecond), tr.Tail.Round(time.Millisecond), procNote(tr), tr.Load)
 		return tr
 	}
 
@@ -533,8 +577,9 @@ func (h *harness) measure(ctx context.Context, c contender, run int, in string, 
 		return tr
 	}
 	addProc(&tr, j.Proc, start)
-	logf("%s: run %d: %.0f records/s, wall %v (first output after %v)%s; output verified",
-		c.key, run+1, tr.Throughput, tr.Wall.Round(time.Millisecond), tr.Startup.Round(time.Millisecond), procNote(tr))
+	tr.Load = loadAverage()
+	logf("%s: run %d: %.0f records/s, wall %v (first output after %v)%s; output verified; load %.2f",
+		c.key, run+1, tr.Throughput, tr.Wall.Round(time.Millisecond), tr.Startup.Round(time.Millisecond), procNote(tr), tr.Load)
 	return tr
 }
 
@@ -585,6 +630,37 @@ func (h *harness) startProfile(key string, run int) (stop func(), err error) {
 	}, nil
 }
 
+// heapProfiler returns what drain calls with the contender's processed
+// count: when -memprofile asks for this contender's run, it writes the
+// heap profile once the count reaches half of inputs.
+func (h *harness) heapProfiler(key string, run int, inputs int64) func(n int64) {
+	if h.flags.memprofile == "" || h.flags.profile != key || run != 0 {
+		return func(int64) {}
+	}
+	written := false
+	return func(n int64) {
+		if written || 2*n < inputs {
+			return
+		}
+		written = true
+		f, err := os.Create(h.flags.memprofile)
+		if err == nil {
+			err = pprof.Lookup("heap").WriteTo(f, 0)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			logf("%s: heap profile: %v", key, err)
+			return
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		logf("%s: heap profile at %d of %d input records written to %s; Go heap in use %s, heap from the OS %s, runtime total %s",
+			key, n, inputs, h.flags.memprofile, mib(int64(ms.HeapInuse)), mib(int64(ms.HeapSys-ms.HeapReleased)), mib(int64(ms.Sys)))
+	}
+}
+
 // endPoll is one observation of the output's end offsets.
 type endPoll struct {
 	at   time.Time
@@ -604,7 +680,7 @@ type endPoll struct {
 // exp.Inputs/(t1-t0). drain also checks that the contender committed
 // every input offset. With exp.ReadCommitted the end offsets polled are
 // the last stable offsets.
-func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation, start time.Time, done <-chan error, stop func()) (trial, error) {
+func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation, start time.Time, done <-chan error, stop func(), onProgress func(n int64)) (trial, error) {
 	deadline := time.NewTimer(h.flags.timeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(pollEvery)
@@ -646,6 +722,7 @@ func (h *harness) drain(ctx context.Context, c contender, j job, exp expectation
 		case <-tick.C:
 		}
 		n = j.Progress.processed()
+		onProgress(n)
 		now := time.Now()
 		poll()
 		if n > 0 && t0.IsZero() {
@@ -1043,7 +1120,15 @@ func (h *harness) runEach(ctx context.Context, all []contender, measure func(c c
 	}
 	trials := make([][]trial, len(chosen))
 	for run := range h.flags.runs {
-		for i, c := range chosen {
+		order := make([]int, len(chosen))
+		for i := range order {
+			order[i] = i
+		}
+		if h.flags.alternate && run%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, i := range order {
+			c := chosen[i]
 			logf("%s: run %d of %d", c.key, run+1, h.flags.runs)
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -1149,6 +1234,13 @@ func summarise(c contender, trials []trial, startLabel string) summary {
 			}
 			notes = append(notes, fmt.Sprintf("peak RSS of the runs (%s), CPU s per million records (%s)", strings.Join(rss, ", "), strings.Join(cpu, ", ")))
 		}
+	}
+	if !slices.ContainsFunc(good, func(t trial) bool { return t.Load == 0 }) {
+		var load []string
+		for _, t := range good {
+			load = append(load, fmt.Sprintf("%.1f", t.Load))
+		}
+		notes = append(notes, fmt.Sprintf("1-min load average at the end of each run %s", strings.Join(load, ", ")))
 	}
 	if len(errs) > 0 {
 		notes = append(notes, fmt.Sprintf("%d of %d runs failed: %s", len(errs), len(trials), errs[0]))
@@ -1307,7 +1399,27 @@ func machineInfo() string {
 	if m := cpuModel(); m != "" {
 		info += ", " + m
 	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(l)); len(f) >= 3 {
+			info += fmt.Sprintf("; load average %s %s %s (1, 5, 15 min) as the table is printed", f[0], f[1], f[2])
+		}
+	}
 	return info
+}
+
+// loadAverage returns the machine's 1-minute load average, or 0 when it
+// cannot be read. The machine is shared: it says how much else ran.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 func cpuModel() string {

@@ -41,6 +41,7 @@ type peerFlags struct {
 	python   string
 	quix     string
 	brokers  string
+	cluster  int
 	replicas int
 	isolate  string
 	kfake    bool
@@ -54,8 +55,9 @@ func (p *peerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.python, "python", "python3", "the Python that runs the quix contenders (with quixstreams installed: pip install quixstreams)")
 	fs.StringVar(&p.quix, "quix-script", filepath.Join("quix", "quix_bench.py"), "the script of the quix contenders")
 	fs.StringVar(&p.brokers, "brokers", "", "comma-separated host:port of an external Kafka cluster to run on instead of the embedded broker")
+	fs.IntVar(&p.cluster, "cluster", 0, "start an Apache Kafka cluster of this many nodes on loopback (internal/kafkacluster; needs java and the jars of internal/kafkacluster/fetch.sh) and run on it instead of the embedded broker, stopping it at the end")
 	fs.BoolVar(&p.kfake, "kfake", false, "the cluster of -brokers is franz-go's kfake, such as \"kappa broker\": run the kstreams contenders with the workarounds they need on the embedded broker (kstreams/README.md)")
-	fs.IntVar(&p.replicas, "replication", 1, "replication factor of the topics the harness creates, and of the kstreams contenders' internal topics (replication.factor); 1 on the embedded broker")
+	fs.IntVar(&p.replicas, "replication", 0, "replication factor of the topics the harness creates, of the topics Kappa creates (kappa.ReplicationFactor) and of the kstreams contenders' internal topics (replication.factor); 0 is 1, or min(-cluster, 3) with -cluster")
 	fs.StringVar(&p.isolate, "isolate", "auto", "run the Go contenders (raw, kappa, goka) in child processes, as kstreams and quix always are, so each one's peak RSS and CPU time are its own: on, off, or auto (on when a kstreams or quix contender is chosen)")
 }
 
@@ -65,8 +67,20 @@ func (p *peerFlags) validate() error {
 	default:
 		return fmt.Errorf("-isolate %q: want on, off or auto", p.isolate)
 	}
-	if p.replicas < 1 {
-		return fmt.Errorf("-replication %d: must be at least 1", p.replicas)
+	if p.cluster < 0 {
+		return fmt.Errorf("-cluster %d: must be 0 or more", p.cluster)
+	}
+	if p.cluster > 0 && p.brokers != "" {
+		return errors.New("-cluster and -brokers: give one or the other")
+	}
+	if p.replicas < 0 {
+		return fmt.Errorf("-replication %d: must be 0 or more", p.replicas)
+	}
+	if p.replicas == 0 {
+		p.replicas = 1
+		if p.cluster > 0 {
+			p.replicas = min(p.cluster, 3)
+		}
 	}
 	if p.threads < 0 {
 		return fmt.Errorf("-kstreams-threads %d: must be 0 or more", p.threads)

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,13 +52,18 @@ func runStateless(args []string) error {
 	fs := flag.NewFlagSet("stateless", flag.ContinueOnError)
 	var f commonFlags
 	f.register(fs, 500000)
+	f.lat.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if err := f.validate(); err != nil {
+	err := f.validate()
+	if f.lat.rate > 0 && f.valueSize < 1+w1IndexDigits {
+		err = errors.Join(err, fmt.Errorf("-value-size %d: with -rate, at least %d, for the record's index", f.valueSize, 1+w1IndexDigits))
+	}
+	if err != nil {
 		return err
 	}
 	ctx := context.Background()
@@ -66,6 +72,13 @@ func runStateless(args []string) error {
 		return err
 	}
 	defer h.Close()
+
+	ratios := [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"}, {"kappa", "kstreams"}, {"kappa", "quix"}, {"kappa-linger5", "quix"}}
+	if f.lat.rate > 0 {
+		title := fmt.Sprintf("W1 stateless, end-to-end latency: %d input records/s (about 90%% pass the filter), %v measured after %v of warm-up, %d partitions, %d-byte values, %d distinct keys, %d run(s)",
+			f.lat.rate, f.lat.duration, f.lat.warm, f.partitions, f.valueSize, w1Keys, f.runs)
+		return h.runPaced(ctx, w1Contenders(), func() tracker { return newW1Tracker(h, &f) }, title, ratios)
+	}
 
 	const in = "stateless-in"
 	if err := h.createTopic(ctx, in, int32(f.partitions)); err != nil {
@@ -81,9 +94,79 @@ func runStateless(args []string) error {
 	}
 	title := fmt.Sprintf("W1 stateless: %d records (%d pass the filter), %d partitions, %d-byte values, %d distinct keys, %d run(s)",
 		f.records, exp.Count, f.partitions, f.valueSize, w1Keys, f.runs)
-	printTable(os.Stdout, title, "stateless", sums, [][2]string{{"kappa", "raw"}, {"kappa", "goka"}, {"kappa-on", "kappa-off"},
-		{"kappa", "kstreams"}, {"kappa", "quix"}})
+	printTable(os.Stdout, title, "stateless", sums, ratios)
 	return nil
+}
+
+// w1IndexDigits is how many decimal digits of a paced W1 input value,
+// after its first byte, hold the record's index: digits, which
+// upper-casing keeps, so that the output value tells which input it is.
+const w1IndexDigits = 10
+
+// w1Tracker makes W1's input for a paced run (latency.go), as produceW1
+// does but for the index in each value, and matches each output record to
+// its input by that index.
+type w1Tracker struct {
+	h    *harness
+	eff  *effects
+	rng  *rand.Rand
+	keys [][]byte
+	size int
+	want []uint64 // by input index: recordHash of the output, for the inputs that pass
+}
+
+func newW1Tracker(h *harness, f *commonFlags) *w1Tracker {
+	t := &w1Tracker{h: h, eff: newEffects(), rng: rand.New(rand.NewPCG(f.seed, 0x6b61707061)), size: f.valueSize}
+	t.keys = make([][]byte, w1Keys)
+	for i := range t.keys {
+		t.keys[i] = fmt.Appendf(nil, "key-%0*d", w1KeyLen-4, i)
+	}
+	return t
+}
+
+func (t *w1Tracker) effects() *effects { return t.eff }
+
+func (t *w1Tracker) input(at time.Time) *kgo.Record {
+	k := t.keys[t.rng.IntN(len(t.keys))]
+	v := make([]byte, t.size)
+	v[0] = byte(' ' + t.rng.IntN(95))
+	for j := 1 + w1IndexDigits; j < len(v); j++ {
+		v[j] = byte(' ' + t.rng.IntN(95))
+	}
+	keep := keepW1(v)
+	t.eff.mu.Lock()
+	defer t.eff.mu.Unlock()
+	i := t.eff.add(at, keep)
+	copy(v[1:1+w1IndexDigits], fmt.Appendf(nil, "%0*d", w1IndexDigits, i))
+	var want uint64
+	if keep {
+		want = t.h.recordHash(k, mapW1(v))
+	}
+	t.want = append(t.want, want)
+	return &kgo.Record{Key: k, Value: v}
+}
+
+func (t *w1Tracker) output(rs []*kgo.Record, at time.Time) {
+	t.eff.mu.Lock()
+	defer t.eff.mu.Unlock()
+	t.eff.output(at)
+	for _, r := range rs {
+		if len(r.Value) < 1+w1IndexDigits {
+			t.eff.complain("%s/%d@%d: value of %d bytes, want %d", r.Topic, r.Partition, r.Offset, len(r.Value), t.size)
+			continue
+		}
+		i, err := strconv.Atoi(string(r.Value[1 : 1+w1IndexDigits]))
+		switch {
+		case err != nil || i < 0 || i >= len(t.want):
+			t.eff.complain("%s/%d@%d: value %.20q... names no input record sent", r.Topic, r.Partition, r.Offset, r.Value)
+		case !t.eff.expected[i]:
+			t.eff.complain("%s/%d@%d: input %d should have been filtered out", r.Topic, r.Partition, r.Offset, i)
+		case t.h.recordHash(r.Key, r.Value) != t.want[i]:
+			t.eff.complain("%s/%d@%d: key %q and value %.20q... are not input %d's, mapped", r.Topic, r.Partition, r.Offset, r.Key, r.Value, i)
+		case !t.eff.saw(i, at):
+			t.eff.dups++
+		}
+	}
 }
 
 // produceW1 writes the input: f.records records, each with one of w1Keys
@@ -162,6 +245,9 @@ func w1Contenders() []contender {
 			notes: metricsOffNotes},
 		{key: "kappa-on", name: "kappa, metrics scraped", run: func(ctx context.Context, j job) error { return kappaW1With(ctx, j, metricsScraped) },
 			notes: metricsScrapedNotes},
+		{key: "kappa-linger5", name: "kappa, 5ms linger", run: func(ctx context.Context, j job) error {
+			return kappaW1With(ctx, j, metricsDefault, kappa.ClientOpts(kgo.ProducerLinger(5*time.Millisecond)))
+		}, notes: "as kappa, with kappa.ClientOpts(kgo.ProducerLinger(5ms)): librdkafka's default linger (Quix) instead of franz-go's 10ms, for the latency runs"},
 		{key: "goka", name: "goka", run: gokaW1,
 			notes: "goka " + gokaVersion + ", sarama " + saramaVersion + " (protocol V2_1_0_0), no compression, FNV partitioner (goka default)"},
 		{key: "kstreams", name: "kafka streams", run: kstreamsRun("stateless", nil, nil), child: true,
@@ -282,8 +368,9 @@ func processParallel(fs kgo.Fetches, workers int, fn func(kgo.FetchTopicPartitio
 // kappaW1 is W1 as a Kappa topology, with default options.
 func kappaW1(ctx context.Context, j job) error { return kappaW1With(ctx, j, metricsDefault) }
 
-// kappaW1With is kappaW1 with its metrics kept as m says.
-func kappaW1With(ctx context.Context, j job, m metricsMode) error {
+// kappaW1With is kappaW1 with its metrics kept as m says, and the options
+// more.
+func kappaW1With(ctx context.Context, j job, m metricsMode, more ...kappa.Opt) error {
 	b := stream.NewBuilder()
 	src := stream.From(b, j.In, codec.String(), codec.Bytes())
 	kept := src.Filter(func(_ string, v []byte) bool { return keepW1(v) })
@@ -293,7 +380,8 @@ func kappaW1With(ctx context.Context, j job, m metricsMode) error {
 		return err
 	}
 	mopts, reg := m.opts()
-	app, err := kappa.New(topo, append([]kappa.Opt{kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false)}, mopts...)...)
+	opts := append([]kappa.Opt{kappa.AppID(j.Group), kappa.Brokers(j.Brokers...), kappa.HandleSignals(false)}, mopts...)
+	app, err := kappa.New(topo, append(opts, more...)...)
 	if err != nil {
 		return err
 	}
