@@ -498,16 +498,19 @@ func (r *Runtime) step(ctx context.Context, fetches kgo.Fetches, lastCommit *tim
 }
 
 // member reports whether the instance may process, punctuate and commit
-// now. After its fetches failed (cutOff: the brokers unreachable, or a
-// partition's leader gone), the group may have moved its tasks to
-// others while it could not hear of it. Until a heartbeat confirms that
-// it is still a member of its generation it only buffers what it fetches:
-// processing its stale state would write results older than those of the
-// tasks' new owners, which under at-least-once nothing fences, and which
-// could land after theirs. A heartbeat that finds it fenced closes its
-// tasks, as a fenced commit does, and it rejoins.
+// now. After its fetches failed (cutOff: a broker unreachable, a leader
+// gone, the group session lost), the group may have moved its tasks to
+// others while it could not hear of it. Until a heartbeat of its
+// generation is answered it only buffers what it fetches: processing its
+// stale state would write results older than those of the tasks' new
+// owners, which under at-least-once nothing fences, and which could land
+// after theirs. While fetches keep failing (a deleted topic, say) it
+// skips one poll and asks at the next, so the tasks go on. A
+// fenced answer closes its tasks, as a fenced commit does, and it rejoins.
 func (r *Runtime) member(ctx context.Context, cutOff bool) bool {
-	if cutOff {
+	if cutOff && !r.unconfirmed {
+		// The first poll that fails is not processed: the group's
+		// callbacks, held back while a poll is handled, run first.
 		r.unconfirmed = true
 		return false
 	}
@@ -522,11 +525,13 @@ func (r *Runtime) member(ctx context.Context, cutOff bool) bool {
 		r.mu.Lock()
 		r.loseTasks(nil, fenced)
 		r.mu.Unlock()
+		r.unconfirmed = false
+		return false
 	case !confirmed:
 		return false
 	}
 	r.unconfirmed = false
-	return fenced == nil
+	return true
 }
 
 // finalCommitTimeout bounds the last commit of a stopping instance, so
